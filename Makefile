@@ -1,0 +1,44 @@
+# Two commands do everything on a fresh machine: `make lab` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# A local mirror of the data in torchvision's layout; used when present, else torchvision downloads.
+DATA_MIRROR ?= ../shared/data
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup data release workspace lab test selfcheck bench clean
+
+setup: $(STAMP) data
+
+# The virtualenv is rebuilt only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Copies or downloads what is missing, verifies checksums of everything (a second run only verifies).
+data: $(STAMP)
+	$(PY) -m helpers.data $(if $(wildcard $(DATA_MIRROR)/MNIST),--from $(DATA_MIRROR))
+
+release: setup
+	$(PY) -m autograder release
+
+# The student's copy of the release: new notebooks are added, edited ones are never overwritten.
+workspace: release
+	mkdir -p workspace
+	cp -rn release/. workspace/
+
+lab: workspace
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=workspace $(LAB_ARGS)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+selfcheck: setup
+	$(PY) -m autograder selfcheck
+
+clean:
+	rm -rf release submitted autograded feedback gradebook.db grades.csv

@@ -1,0 +1,65 @@
+"""Command line: ``python -m autograder {release,grade,export,selfcheck}`` (run from anywhere)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from .config import REPO
+from .course import Course, GradingError
+from .grade import grade_folder
+from .selfcheck import selfcheck
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    p.add_argument("--course", type=Path, default=REPO,
+                   help="course root holding notebooks/ and gradebook.db (default: this repository)")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("release", help="build the student release (solutions stubbed, hidden tests removed)")
+    r.add_argument("assignments", nargs="*", help="default: every assignment, in order")
+    g = sub.add_parser("grade", help="autograde SUBMITTED_DIR/<student>/<assignment>/ into the gradebook")
+    g.add_argument("submitted", type=Path)
+    g.add_argument("--assignment", action="append", help="grade only these (repeatable)")
+    g.add_argument("--csv", type=Path, default=Path("grades.csv"), help="where to export grades")
+    e = sub.add_parser("export", help="write the gradebook's scores to a CSV file")
+    e.add_argument("--csv", type=Path, default=Path("grades.csv"))
+    s = sub.add_parser("selfcheck", help="solutions must score full marks, stubs 0, in a scratch course")
+    s.add_argument("assignments", nargs="*")
+    s.add_argument("--keep", type=Path, help="keep the scratch course in this folder")
+    args = p.parse_args(argv)
+
+    try:
+        if args.command == "selfcheck":
+            if args.keep:
+                checks = selfcheck(args.keep, args.assignments or None)
+            else:
+                with tempfile.TemporaryDirectory(prefix="dgm-selfcheck-") as tmp:
+                    checks = selfcheck(Path(tmp), args.assignments or None)
+            return 0 if all(c.ok for c in checks) else 1
+        course = Course(args.course)
+        if args.command == "release":
+            for aid in args.assignments or course.assignments():
+                print(f"{aid}: released to {course.release(aid)}")
+            return 0
+        if args.command == "grade":
+            results = grade_folder(course, args.submitted, args.assignment)
+            for res in results:
+                print(res.line())
+            print(f"grades written to {course.export(args.csv)}")
+            failed = [r for r in results if r.error]
+            if failed:
+                print(f"{len(failed)} of {len(results)} submissions could not be graded", file=sys.stderr)
+            return 1 if failed else 0
+        if args.command == "export":
+            print(f"grades written to {course.export(args.csv)}")
+            return 0
+    except GradingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The course on disk and nbgrader's API over it: release, autograde, scores, export."""
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.apps import NbGraderAPI
+from nbgrader.coursedir import CourseDirectory
+
+from .config import REPO, course_config
+
+
+class GradingError(RuntimeError):
+    """An nbgrader step failed; the message carries nbgrader's own error text."""
+
+
+@dataclass
+class Score:
+    """One student's result on one assignment, from the gradebook.
+
+    ``auto``/``auto_max`` count only the autograded test cells; ``score``/``max_score``
+    include manually graded cells (0 until a TA grades them).
+    """
+    assignment: str
+    student: str
+    auto: float
+    auto_max: float
+    score: float
+    max_score: float
+    needs_manual_grade: bool
+    late_penalty: float
+    timestamp: str
+
+
+class Course:
+    """An nbgrader course rooted at ``root`` whose sources are ``root/notebooks``.
+
+    ``notebooks`` names another source folder to link in as ``root/notebooks``, so a
+    throw-away course (tests, selfcheck) grades the real notebooks with its own gradebook.
+    """
+
+    def __init__(self, root: Path = REPO, notebooks: Path | None = None):
+        self.root = Path(root).resolve()
+        if notebooks is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            link = self.root / "notebooks"
+            if not link.exists():
+                link.symlink_to(Path(notebooks).resolve(), target_is_directory=True)
+        self.config = course_config(self.root)
+        self.api = NbGraderAPI(CourseDirectory(config=self.config), config=self.config)
+        self.db_url = self.api.coursedir.db_url
+
+    # --- paths ---------------------------------------------------------------
+    def assignments(self) -> list[str]:
+        """Assignment ids in course order (their ``00_`` … prefixes)."""
+        src = self.root / "notebooks"
+        return sorted(p.name for p in src.iterdir() if (p / f"{p.name}.ipynb").is_file())
+
+    def source(self, assignment: str) -> Path:
+        return self.root / "notebooks" / assignment / f"{assignment}.ipynb"
+
+    def released(self, assignment: str) -> Path:
+        return self.root / "release" / assignment / f"{assignment}.ipynb"
+
+    def submitted(self, student: str, assignment: str) -> Path:
+        return self.root / "submitted" / student / assignment
+
+    def autograded(self, student: str, assignment: str) -> Path:
+        return self.root / "autograded" / student / assignment
+
+    def check_assignment(self, assignment: str) -> None:
+        if assignment not in self.assignments():
+            raise GradingError(f"unknown assignment {assignment!r}; the course has "
+                               f"{', '.join(self.assignments())}")
+
+    # --- nbgrader steps ---------------------------------------------------------
+    @staticmethod
+    def _check(result: dict, what: str) -> None:
+        if not result["success"]:
+            raise GradingError(f"{what} failed:\n{result.get('error') or result.get('log')}")
+
+    def release(self, assignment: str) -> Path:
+        """Build the student version (solutions stubbed, hidden tests removed) into ``release/``."""
+        self.check_assignment(assignment)
+        self._check(self.api.generate_assignment(assignment, force=True, create=True),
+                    f"generate_assignment {assignment}")
+        return self.released(assignment)
+
+    def ensure_released(self, assignment: str) -> None:
+        """Release ``assignment`` unless the gradebook already knows it."""
+        with Gradebook(self.db_url) as gb:
+            try:
+                gb.find_assignment(assignment)
+                known = self.released(assignment).is_file()
+            except MissingEntry:
+                known = False
+        if not known:
+            self.release(assignment)
+
+    def autograde(self, assignment: str, student: str) -> Score:
+        """Autograde ``submitted/<student>/<assignment>`` and return the gradebook's score."""
+        self.ensure_released(assignment)
+        self._check(self.api.autograde(assignment, student, force=True, create=True),
+                    f"autograde {student}/{assignment}")
+        return self.score(assignment, student)
+
+    # --- gradebook ---------------------------------------------------------------
+    def score(self, assignment: str, student: str) -> Score:
+        with Gradebook(self.db_url) as gb:
+            sub = gb.find_submission(assignment, student)
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            auto = [g for g in grades if g.cell.cell_type == "code"]
+            return Score(
+                assignment=assignment, student=student,
+                auto=sum(g.auto_score or 0.0 for g in auto),
+                auto_max=sum(g.max_score for g in auto),
+                score=sub.score, max_score=sub.max_score,
+                needs_manual_grade=sub.needs_manual_grade,
+                late_penalty=sub.late_submission_penalty or 0.0,
+                timestamp=str(sub.timestamp or ""),
+            )
+
+    def scores(self) -> list[Score]:
+        """Every submission in the gradebook, in course order, then by student."""
+        with Gradebook(self.db_url) as gb:
+            pairs = [(a.name, s.student.id) for a in gb.assignments for s in a.submissions]
+        return [self.score(a, s) for a, s in sorted(pairs)]
+
+    def export(self, path: Path) -> Path:
+        """Write ``grades.csv``: one row per student and assignment."""
+        fields = list(Score.__dataclass_fields__)
+        path = Path(path)
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            for s in self.scores():
+                w.writerow({k: getattr(s, k) for k in fields})
+        return path
+
+    def add_submission(self, folder: Path, student: str, assignment: str) -> Path:
+        """Copy a student's assignment folder into ``submitted/`` (replacing an older copy)."""
+        dest = self.submitted(student, assignment)
+        if Path(folder).resolve() != dest.resolve():
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(folder, dest)
+        return dest
