@@ -80,7 +80,8 @@ class Course:
     @staticmethod
     def _check(result: dict, what: str) -> None:
         if not result["success"]:
-            raise GradingError(f"{what} failed:\n{result.get('error') or result.get('log')}")
+            log = (result.get("log") or "").strip().splitlines()
+            raise GradingError(f"{what} failed:\n" + "\n".join(log[-25:] or [str(result.get("error"))]))
 
     def release(self, assignment: str) -> Path:
         """Build the student version (solutions stubbed, hidden tests removed) into ``release/``."""
@@ -122,6 +123,12 @@ class Course:
                 late_penalty=sub.late_submission_penalty or 0.0,
                 timestamp=str(sub.timestamp or ""),
             )
+
+    def cell_scores(self, assignment: str, student: str) -> dict[str, float | None]:
+        """``grade_id -> auto_score`` of every graded cell (None for manually graded ones)."""
+        with Gradebook(self.db_url) as gb:
+            sub = gb.find_submission(assignment, student)
+            return {g.name: g.auto_score for nb in sub.notebooks for g in nb.grades}
 
     def scores(self) -> list[Score]:
         """Every submission in the gradebook, in course order, then by student."""

@@ -1,0 +1,40 @@
+"""Image grids and loss curves."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def image_grid(images: torch.Tensor, nrow: int = 10, pad: int = 2) -> torch.Tensor:
+    """Tile images into one ``(H, W)`` array with values in [0, 1].
+
+    ``images``: ``(n, 784)``, ``(n, 28, 28)`` or ``(n, 1, 28, 28)``; ``nrow`` images per row.
+    """
+    x = images.detach().float().cpu().reshape(len(images), 28, 28).clamp(0, 1)
+    rows = -(-len(x) // nrow)
+    grid = torch.ones(rows * (28 + pad) + pad, nrow * (28 + pad) + pad)
+    for i, img in enumerate(x):
+        r, c = divmod(i, nrow)
+        grid[pad + r * (28 + pad): pad + r * (28 + pad) + 28, pad + c * (28 + pad): pad + c * (28 + pad) + 28] = img
+    return grid
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 10) -> Path:
+    """Save ``image_grid(images, nrow)`` as a grey-scale PNG (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, image_grid(images, nrow).numpy(), cmap="gray", vmin=0, vmax=1)
+    return path
+
+
+def show_grid(images: torch.Tensor, nrow: int = 10, title: str | None = None, ax=None):
+    """Draw ``image_grid(images, nrow)`` on ``ax`` (a new figure if None); returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(nrow * 0.6, -(-len(images) // nrow) * 0.6 + 0.4))
+    ax.imshow(image_grid(images, nrow).numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax

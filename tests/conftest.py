@@ -1,0 +1,58 @@
+"""Shared fixtures: a scratch nbgrader course over the real notebooks, and grading helpers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from autograder import submissions  # noqa: E402
+from autograder.config import REPO  # noqa: E402
+from autograder.course import Course, Score  # noqa: E402
+from autograder.selfcheck import selfcheck  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory) -> Course:
+    """A throw-away course (own gradebook) whose sources are the repository's notebooks."""
+    return Course(tmp_path_factory.mktemp("course"), notebooks=REPO / "notebooks")
+
+
+@pytest.fixture(scope="session")
+def released(course):
+    """``released(assignment) -> Path`` of the student notebook, built once per session."""
+    done: dict[str, Path] = {}
+
+    def release(assignment: str) -> Path:
+        if assignment not in done:
+            done[assignment] = course.release(assignment)
+        return done[assignment]
+    return release
+
+
+@pytest.fixture(scope="session")
+def grade_planted(course, released, tmp_path_factory):
+    """``grade_planted(assignment, student, overrides) -> (Score, {grade_id: auto_score})``.
+
+    The student answers every solution cell with the reference solution, except the
+    cells named in ``overrides`` (grade_id -> the student's text).
+    """
+    inbox = tmp_path_factory.mktemp("inbox")
+
+    def grade(assignment: str, student: str, overrides: dict[str, str] | None = None
+              ) -> tuple[Score, dict[str, float | None]]:
+        nb = submissions.answered(released(assignment), course.source(assignment), overrides)
+        path = submissions.write(nb, inbox, student, assignment)
+        course.add_submission(path.parent, student, assignment)
+        return course.autograde(assignment, student), course.cell_scores(assignment, student)
+    return grade
+
+
+@pytest.fixture(scope="session")
+def selfchecked(tmp_path_factory):
+    """Selfcheck of every assignment, run once: ``{assignment: Check}``, plus the course."""
+    root = tmp_path_factory.mktemp("selfcheck")
+    checks = selfcheck(root, report=lambda line: None)
+    return {c.assignment: c for c in checks}, Course(root)
