@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"grades written to {course.export(args.csv)}")
             return 0
     except GradingError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{e.log}\nerror: {e}" if e.log else f"error: {e}", file=sys.stderr)
         return 2
     return 2
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,19 @@ from .config import REPO, course_config
 
 
 class GradingError(RuntimeError):
-    """An nbgrader step failed; the message carries nbgrader's own error text."""
+    """An nbgrader step failed: a one-line reason, with nbgrader's whole log in ``log``."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+def failure_reason(log: str) -> str:
+    """The last exception line of an nbgrader log (e.g. ``NotJSONError: ...``), else its last line."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    raised = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b.*:", ln)
+              and "NbGraderException" not in ln]  # nbgrader's own "see the above traceback"
+    return (raised or lines or ["no log"])[-1]
 
 
 @dataclass
@@ -80,8 +93,8 @@ class Course:
     @staticmethod
     def _check(result: dict, what: str) -> None:
         if not result["success"]:
-            log = (result.get("log") or "").strip().splitlines()
-            raise GradingError(f"{what} failed:\n" + "\n".join(log[-25:] or [str(result.get("error"))]))
+            log = "\n".join(filter(None, [result.get("log"), result.get("error")]))
+            raise GradingError(f"{what} failed: {failure_reason(log)}", log)
 
     def release(self, assignment: str) -> Path:
         """Build the student version (solutions stubbed, hidden tests removed) into ``release/``."""

@@ -52,6 +52,6 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
             course.add_submission(path, student, assignment)
             result.score = course.autograde(assignment, student)
         except GradingError as e:
-            result.error = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+            result.error = str(e)
         results.append(result)
     return results

@@ -1,0 +1,134 @@
+"""The grading path: selfcheck, planted mistakes, the `grade`/`export` commands, bad submissions."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+import torch
+
+from autograder import submissions
+from autograder.config import REPO
+from autograder.solutions import load_solution
+from helpers import runtime
+
+ASSIGNMENTS = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_selfcheck_solution_full_marks_stub_zero(selfchecked, assignment):
+    check = selfchecked[0][assignment]
+    assert check.solution.auto == check.solution.auto_max > 0, check.line()
+    assert check.stub.auto == 0, check.line()
+    assert check.ok, check.line()
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_source_notebook_runs_top_to_bottom_in_grading_mode(selfchecked, assignment):
+    checks, course = selfchecked
+    assert checks[assignment].solution_errors == []
+    nb = nbformat.read(course.autograded("solution", assignment) / f"{assignment}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.execution_count for c in code), "every code cell must have run"
+
+
+def test_wrong_kl_normal_loses_its_points(grade_planted):
+    variance_as_std = '''
+def kl_normal(qm, qv, pm, pv):
+    # mistake: treats the variances as standard deviations
+    return 0.5 * (torch.log(pv**2) - torch.log(qv**2) + qv**2 / pv**2 + (qm - pm).pow(2) / pv**2 - 1).sum(-1)
+'''
+    score, cells = grade_planted("00_kl_elbo", "planted_kl_std", {"kl_normal": variance_as_std})
+    assert cells["test_kl_normal"] == 0
+    assert cells["test_kl_discrete"] == 2 and cells["test_kl_gauss_1d"] == 3
+    assert score.auto < score.auto_max
+
+
+def test_correct_alternative_kl_normal_keeps_full_marks(grade_planted):
+    through_distributions = '''
+def kl_normal(qm, qv, pm, pv):
+    from torch.distributions import Normal, kl_divergence
+    pm, pv = torch.broadcast_tensors(pm, pv)
+    return kl_divergence(Normal(qm, qv.sqrt()), Normal(pm.expand_as(qm), pv.sqrt().expand_as(qm))).sum(-1)
+'''
+    score, cells = grade_planted("00_kl_elbo", "alternative_kl", {"kl_normal": through_distributions})
+    assert cells["test_kl_normal"] == 3 and score.auto == score.auto_max
+
+
+def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=900)
+
+
+def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
+    root, inbox = tmp_path / "course", tmp_path / "inbox"
+    root.mkdir()
+    (root / "notebooks").symlink_to(REPO / "notebooks")
+    aid = "00_kl_elbo"
+    run = run_cli("--course", str(root), "release", aid, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    released = root / "release" / aid / f"{aid}.ipynb"
+    submissions.write(submissions.answered(released, REPO / "notebooks" / aid / f"{aid}.ipynb"),
+                      inbox, "alice", aid)
+    (inbox / "bob" / aid).mkdir(parents=True)
+    shutil.copy(released, inbox / "bob" / aid)                       # every stub left in
+    (inbox / "dave" / aid).mkdir(parents=True)
+    (inbox / "dave" / aid / f"{aid}.ipynb").write_text('{"cells": [')  # malformed JSON
+    (inbox / "erin" / "99_other").mkdir(parents=True)                  # not an assignment
+    shutil.copy(released, inbox / "erin" / "99_other" / "99_other.ipynb")
+    (inbox / "frank" / aid).mkdir(parents=True)                        # no notebook
+    (inbox / "frank" / aid / "answers.txt").write_text("see attached")
+
+    run = run_cli("--course", str(root), "grade", str(inbox), "--csv", "out.csv", cwd=tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "alice/00_kl_elbo: autograded 14/14" in run.stdout
+    assert "bob/00_kl_elbo: autograded 0/14" in run.stdout
+    assert "dave/00_kl_elbo: NOT GRADED: " in run.stdout and "not appear to be JSON" in run.stdout
+    assert "erin/99_other: NOT GRADED: unknown assignment" in run.stdout
+    assert "frank/00_kl_elbo: NOT GRADED: no 00_kl_elbo.ipynb" in run.stdout
+    assert "3 of 5 submissions could not be graded" in run.stderr
+    rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out.csv"))}
+    assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 14
+    assert float(rows["bob"]["score"]) == 0 and float(rows["bob"]["max_score"]) == 18
+    assert "erin" not in rows and "frank" not in rows
+    assert (inbox / "dave" / aid / f"{aid}.ipynb").read_text() == '{"cells": ['  # nothing lost
+
+    (tmp_path / "out.csv").unlink()
+    run = run_cli("--course", str(root), "export", "--csv", "again.csv", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    again = {r["student"]: r for r in csv.DictReader(open(tmp_path / "again.csv"))}
+    assert again["alice"] == rows["alice"] and again["bob"] == rows["bob"]
+
+
+def test_grade_command_rejects_a_missing_folder(tmp_path):
+    run = run_cli("grade", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert run.returncode == 2 and "no such folder of submissions" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_load_solution_runs_solution_cells_but_not_tests():
+    ns = load_solution("00_kl_elbo", until="kl_normal")
+    qm, qv = torch.zeros(2, 3), torch.ones(2, 3)
+    assert torch.equal(ns["kl_normal"](qm, qv, torch.zeros(1), torch.ones(1)), torch.zeros(2))
+    assert "kl3" not in ns, "test cells must not run"  # kl3 is defined by a visible test
+    assert "elbo" not in ns, "cells after `until` must not run"
+    with pytest.raises(KeyError):
+        load_solution("00_kl_elbo", until="no_such_cell")
+
+
+def test_grading_mode_follows_nbgrader_environment(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert not runtime.grading() and runtime.budget(20_000, 200) == 20_000
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert runtime.grading() and runtime.budget(20_000, 200) == 200
+
+
+def test_submission_builder_refuses_unknown_cells(released, course):
+    with pytest.raises(KeyError, match="no_such_cell"):
+        submissions.answered(released("00_kl_elbo"), course.source("00_kl_elbo"), {"no_such_cell": "x = 1"})
+    nb = json.loads(nbformat.writes(submissions.answered(released("00_kl_elbo"), course.source("00_kl_elbo"))))
+    assert "### BEGIN HIDDEN TESTS" not in json.dumps(nb)
