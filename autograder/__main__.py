@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--csv", type=Path, default=Path("grades.csv"), help="where to export grades")
     e = sub.add_parser("export", help="write the gradebook's scores to a CSV file")
     e.add_argument("--csv", type=Path, default=Path("grades.csv"))
+    ro = sub.add_parser("roster", help="load students (CSV: id,first_name,last_name,email) into the gradebook")
+    ro.add_argument("csv", type=Path)
     s = sub.add_parser("selfcheck", help="solutions must score full marks, stubs 0, in a scratch course")
     s.add_argument("assignments", nargs="*")
     s.add_argument("--keep", type=Path, help="keep the scratch course in this folder")
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             if failed:
                 print(f"{len(failed)} of {len(results)} submissions could not be graded", file=sys.stderr)
             return 1 if failed else 0
+        if args.command == "roster":
+            print(f"{course.import_roster(args.csv)} students in the gradebook")
+            return 0
         if args.command == "export":
             print(f"grades written to {course.export(args.csv)}")
             return 0

@@ -15,6 +15,19 @@ COURSE_ID = "dgm"
 CELL_TIMEOUT_ENV = "DGM_CELL_TIMEOUT"
 DEFAULT_CELL_TIMEOUT = 600  # seconds; training cells in grading mode stay well under this
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+EXCHANGE_ENV = "DGM_EXCHANGE"
+# Due dates (UTC) per assignment, written to the gradebook whenever an assignment is released
+# or graded; a submission after its due date loses LATE_PENALTY_PER_DAY of its score per
+# started day (autograder.late.PerDayPenalty). Set these for each term.
+DUE_DATES: dict[str, str] = {
+    "00_kl_elbo": "2027-01-15 23:59:00",
+    "01_autoencoder": "2027-01-22 23:59:00",
+    "02_vae": "2027-01-29 23:59:00",
+    "03_latent_manifolds": "2027-02-05 23:59:00",
+    "04_conditional_generation": "2027-02-12 23:59:00",
+    "05_gan": "2027-02-19 23:59:00",
+}
+LATE_PENALTY_PER_DAY = 0.1
 
 
 def apply(c: Config, root: Path = REPO) -> Config:
@@ -36,6 +49,17 @@ def apply(c: Config, root: Path = REPO) -> Config:
     c.Execute.timeout = int(os.environ.get(CELL_TIMEOUT_ENV, DEFAULT_CELL_TIMEOUT))
     c.Execute.kernel_name = "python3"
     c.OverwriteCells.add_missing_cells = True
+    c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
+    c.PerDayPenalty.fraction_per_day = LATE_PENALTY_PER_DAY
+    # Feedback shows each test's verdict and message, never the hidden tests' code.
+    c.GenerateFeedback.preprocessors = [
+        "nbgrader.preprocessors.GetGrades",
+        "autograder.feedback.RedactHiddenTests",
+        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    ]
+    # The exchange through which assignments are released, submitted and returned: a folder
+    # shared by instructor and students (JupyterHub: a shared volume; one machine: the default).
+    c.Exchange.root = os.environ.get(EXCHANGE_ENV) or str(Path(root).resolve() / "exchange")
     return c
 
 

@@ -11,7 +11,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
-from .config import REPO, course_config
+from .config import DUE_DATES, REPO, course_config
 
 
 class GradingError(RuntimeError):
@@ -55,8 +55,10 @@ class Course:
     throw-away course (tests, selfcheck) grades the real notebooks with its own gradebook.
     """
 
-    def __init__(self, root: Path = REPO, notebooks: Path | None = None):
+    def __init__(self, root: Path = REPO, notebooks: Path | None = None,
+                 due_dates: dict[str, str] | None = None):
         self.root = Path(root).resolve()
+        self.due_dates = DUE_DATES if due_dates is None else due_dates
         if notebooks is not None:
             self.root.mkdir(parents=True, exist_ok=True)
             link = self.root / "notebooks"
@@ -101,7 +103,12 @@ class Course:
         self.check_assignment(assignment)
         self._check(self.api.generate_assignment(assignment, force=True, create=True),
                     f"generate_assignment {assignment}")
+        self._set_due_date(assignment)
         return self.released(assignment)
+
+    def _set_due_date(self, assignment: str) -> None:
+        with Gradebook(self.db_url) as gb:
+            gb.update_or_create_assignment(assignment, duedate=self.due_dates.get(assignment))
 
     def ensure_released(self, assignment: str) -> None:
         """Release ``assignment`` unless the gradebook already knows it."""
@@ -113,6 +120,7 @@ class Course:
                 known = False
         if not known:
             self.release(assignment)
+        self._set_due_date(assignment)
 
     def autograde(self, assignment: str, student: str) -> Score:
         """Autograde ``submitted/<student>/<assignment>`` and return the gradebook's score."""
@@ -148,6 +156,19 @@ class Course:
         with Gradebook(self.db_url) as gb:
             pairs = [(a.name, s.student.id) for a in gb.assignments for s in a.submissions]
         return [self.score(a, s) for a, s in sorted(pairs)]
+
+    def import_roster(self, path: Path) -> int:
+        """Add or update the students of a CSV with columns ``id`` and optionally
+        ``first_name``, ``last_name``, ``email`` (nbgrader's format). Returns the count."""
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or "id" not in rows[0]:
+            raise GradingError(f"{path}: a roster needs a header row with an 'id' column")
+        with Gradebook(self.db_url) as gb:
+            for row in rows:
+                gb.update_or_create_student(row["id"].strip(), **{
+                    k: row[k].strip() or None for k in ("first_name", "last_name", "email") if k in row})
+        return len(rows)
 
     def export(self, path: Path) -> Path:
         """Write ``grades.csv``: one row per student and assignment."""
