@@ -10,6 +10,7 @@ from .config import REPO
 from .course import Course, GradingError
 from .grade import grade_folder
 from .selfcheck import selfcheck
+from .workers import MEMORY_MB, WALL_CLOCK_S
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("submitted", type=Path)
     g.add_argument("--assignment", action="append", help="grade only these (repeatable)")
     g.add_argument("--csv", type=Path, default=Path("grades.csv"), help="where to export grades")
+    g.add_argument("--workers", type=int, default=1, help="submissions graded at once on this machine")
+    g.add_argument("--scheduler", help="a Dask scheduler address: grade on that cluster instead")
+    g.add_argument("--wall-clock", type=float, default=WALL_CLOCK_S, help="seconds allowed per submission")
+    g.add_argument("--memory-mb", type=int, default=MEMORY_MB, help="memory cap per submission")
     e = sub.add_parser("export", help="write the gradebook's scores to a CSV file")
     e.add_argument("--csv", type=Path, default=Path("grades.csv"))
     ro = sub.add_parser("roster", help="load students (CSV: id,first_name,last_name,email) into the gradebook")
@@ -46,13 +51,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{aid}: released to {course.release(aid)}")
             return 0
         if args.command == "grade":
-            results = grade_folder(course, args.submitted, args.assignment)
+            results = grade_folder(course, args.submitted, args.assignment, workers=args.workers,
+                                   scheduler=args.scheduler, wall_clock=args.wall_clock,
+                                   memory_mb=args.memory_mb)
             for res in results:
                 print(res.line())
             print(f"grades written to {course.export(args.csv)}")
             failed = [r for r in results if r.error]
             if failed:
-                print(f"{len(failed)} of {len(results)} submissions could not be graded", file=sys.stderr)
+                print(f"{len(failed)} of {len(results)} submissions could not be graded "
+                      "(those with a score got 0 for the tests that did not run)", file=sys.stderr)
             return 1 if failed else 0
         if args.command == "roster":
             print(f"{course.import_roster(args.csv)} students in the gradebook")

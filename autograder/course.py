@@ -122,9 +122,13 @@ class Course:
             self.release(assignment)
         self._set_due_date(assignment)
 
-    def autograde(self, assignment: str, student: str) -> Score:
-        """Autograde ``submitted/<student>/<assignment>`` and return the gradebook's score."""
-        self.ensure_released(assignment)
+    def autograde(self, assignment: str, student: str, release: bool = True) -> Score:
+        """Autograde ``submitted/<student>/<assignment>`` and return the gradebook's score.
+
+        ``release``: first generate the assignment if the gradebook does not know it yet.
+        """
+        if release:
+            self.ensure_released(assignment)
         self._check(self.api.autograde(assignment, student, force=True, create=True),
                     f"autograde {student}/{assignment}")
         return self.score(assignment, student)

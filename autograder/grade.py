@@ -1,17 +1,24 @@
-"""Grade a folder of submissions laid out as ``<dir>/<student>/<assignment>/<notebook>.ipynb``."""
+"""Grade a folder of submissions laid out as ``<dir>/<student>/<assignment>/<notebook>.ipynb``.
+
+Each submission is graded in isolation (``autograder.workers``): by ``workers`` local
+processes, or as tasks on a Dask cluster (``scheduler``: an address, or a ``Client``). The
+results are merged into the course's one gradebook by this process alone.
+"""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from .course import Course, GradingError, Score
+from .workers import Outcome, make_task, merge, run_task
 
 
 @dataclass
 class Result:
-    """The outcome of grading one submission: a score, or the reason there is none."""
+    """The outcome of grading one submission: a score, and the reason if it could not run."""
     student: str
     assignment: str
     score: Score | None = None
@@ -22,7 +29,8 @@ class Result:
             return f"{self.student}/{self.assignment}: NOT GRADED: {self.error}"
         s = self.score
         manual = " (+ manual grading pending)" if s.needs_manual_grade else ""
-        return f"{self.student}/{self.assignment}: autograded {s.auto:g}/{s.auto_max:g}{manual}"
+        failed = f" - FAILED: {self.error}" if self.error else ""
+        return f"{self.student}/{self.assignment}: autograded {s.auto:g}/{s.auto_max:g}{manual}{failed}"
 
 
 def find_submissions(folder: Path) -> list[tuple[str, str, Path]]:
@@ -34,24 +42,64 @@ def find_submissions(folder: Path) -> list[tuple[str, str, Path]]:
             and not s.name.startswith(".") for a in sorted(s.iterdir()) if a.is_dir()]
 
 
-def grade_folder(course: Course, folder: Path, assignments: list[str] | None = None,
-                 progress: bool = True) -> list[Result]:
+def grade_folder(course: Course, folder: Path, assignments: list[str] | None = None, workers: int = 1,
+                 scheduler=None, progress: bool = True, **limits) -> list[Result]:
     """Autograde every submission in ``folder`` into the course gradebook.
 
-    A submission that cannot be graded (unknown assignment, missing or unreadable
-    notebook) becomes a ``Result`` with an error; the others are graded regardless.
+    A submission with an unknown assignment or without its notebook is not graded (a
+    ``Result`` with the reason). One that breaks or exceeds its limits while grading gets 0
+    for its tests, and the reason is kept in the Result and in its feedback notebook.
+    ``limits``: ``wall_clock``, ``memory_mb``, ``threads`` of ``workers.Task``.
     """
-    results = []
-    subs = [s for s in find_submissions(folder) if assignments is None or s[1] in assignments]
-    for student, assignment, path in tqdm(subs, desc="grading", unit="submission", disable=not progress):
+    results, tasks = [], []
+    for student, assignment, path in find_submissions(folder):
+        if assignments is not None and assignment not in assignments:
+            continue
         result = Result(student, assignment)
         try:
             course.check_assignment(assignment)
             if not (path / f"{assignment}.ipynb").is_file():
                 raise GradingError(f"no {assignment}.ipynb in {path}")
-            course.add_submission(path, student, assignment)
-            result.score = course.autograde(assignment, student)
+            course.ensure_released(assignment)
+            tasks.append(make_task(course, student, assignment,
+                                   course.add_submission(path, student, assignment), **limits))
         except GradingError as e:
             result.error = str(e)
         results.append(result)
+    by_key = {(r.student, r.assignment): r for r in results}
+    bar = tqdm(total=len(tasks), desc="grading", unit="submission", disable=not progress)
+    for outcome in _run(tasks, workers, scheduler):
+        merge(course, outcome)
+        result = by_key[outcome.student, outcome.assignment]
+        result.score, result.error = course.score(outcome.assignment, outcome.student), outcome.error
+        bar.update()
+    bar.close()
     return results
+
+
+def _run(tasks, workers: int, scheduler):
+    """Yield the ``Outcome`` of each task as it finishes."""
+    if scheduler is not None:
+        from dask.distributed import Client, as_completed as dask_completed
+
+        client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+        try:
+            futures = [client.submit(run_task, t, pure=False) for t in tasks]
+            for future in dask_completed(futures):
+                yield _outcome(future, tasks[futures.index(future)])
+        finally:
+            if client is not scheduler:
+                client.close()
+        return
+    # Threads suffice: each task grades in its own child process.
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(run_task, t): t for t in tasks}
+        for future in as_completed(futures):
+            yield _outcome(future, futures[future])
+
+
+def _outcome(future, task) -> Outcome:
+    try:
+        return future.result()
+    except Exception as e:  # a worker that died (e.g. lost Dask worker) grades as a failure
+        return Outcome(task.assignment, task.student, error=f"grading worker failed: {e!r}")

@@ -87,13 +87,14 @@ def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     assert "alice/00_kl_elbo: autograded 14/14" in run.stdout
     assert "bob/00_kl_elbo: autograded 0/14" in run.stdout
-    assert "dave/00_kl_elbo: NOT GRADED: " in run.stdout and "not appear to be JSON" in run.stdout
+    assert "dave/00_kl_elbo: autograded 0/14 - FAILED: " in run.stdout and "not appear to be JSON" in run.stdout
     assert "erin/99_other: NOT GRADED: unknown assignment" in run.stdout
     assert "frank/00_kl_elbo: NOT GRADED: no 00_kl_elbo.ipynb" in run.stdout
     assert "3 of 5 submissions could not be graded" in run.stderr
     rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out.csv"))}
     assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 14
     assert float(rows["bob"]["score"]) == 0 and float(rows["bob"]["max_score"]) == 18
+    assert float(rows["dave"]["score"]) == 0
     assert "erin" not in rows and "frank" not in rows
     assert (inbox / "dave" / aid / f"{aid}.ipynb").read_text() == '{"cells": ['  # nothing lost
 

@@ -1,0 +1,155 @@
+"""Grading one submission in isolation, so that many can run at once (processes or Dask).
+
+A ``Task`` carries everything as bytes: the submission, the non-notebook files of the
+source folder and a gradebook that holds only this assignment. ``run_task`` grades it in a
+scratch course in a child process with a wall-clock limit and a memory cap, and returns the
+grades and the autograded files; ``merge`` writes them into the course's one gradebook from
+the calling process, so workers never share the database.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+
+from nbgrader.api import Gradebook
+
+from .course import Course
+
+WALL_CLOCK_S = 1800.0
+MEMORY_MB = 6144
+
+
+@dataclass
+class Task:
+    assignment: str
+    student: str
+    files: dict[str, bytes]               # the student's assignment folder, by relative path
+    source_files: dict[str, bytes]        # files the source folder holds besides notebooks
+    gradebook: bytes                      # SQLite gradebook with this assignment only
+    cell_timeout: int = 600
+    wall_clock: float = WALL_CLOCK_S
+    memory_mb: int = MEMORY_MB
+    threads: int = 1                      # torch/OpenMP threads of the student's kernel
+
+
+@dataclass
+class Outcome:
+    assignment: str
+    student: str
+    grades: dict[str, tuple[float | None, bool]] = field(default_factory=dict)  # id -> (auto, manual?)
+    comments: dict[str, str | None] = field(default_factory=dict)
+    penalties: dict[str, float | None] = field(default_factory=dict)  # notebook -> late penalty
+    timestamp: datetime | None = None
+    files: dict[str, bytes] = field(default_factory=dict)  # the autograded folder
+    error: str | None = None
+
+
+def read_tree(folder: Path, skip_notebooks: bool = False) -> dict[str, bytes]:
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not (skip_notebooks and p.suffix == ".ipynb")}
+
+
+def write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        path = Path(folder) / rel
+        if not path.resolve().is_relative_to(Path(folder).resolve()):
+            continue  # a crafted '../' name must not escape the folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def make_task(course: Course, student: str, assignment: str, folder: Path, **limits) -> Task:
+    """Snapshot what grading ``folder`` needs; the gradebook is reduced to ``assignment``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "gradebook.db"
+        shutil.copyfile(course.db_url.removeprefix("sqlite:///"), db)
+        with Gradebook(f"sqlite:///{db}") as gb:
+            for other in [a.name for a in gb.assignments if a.name != assignment]:
+                gb.remove_assignment(other)
+            for s in [s.id for s in gb.students]:
+                gb.remove_student(s)
+        gradebook = db.read_bytes()
+    limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
+    return Task(assignment, student, read_tree(folder), read_tree(course.source(assignment).parent, True),
+                gradebook, **limits)
+
+
+def run_task(task: Task) -> Outcome:
+    """Grade ``task`` in a scratch course (runs in a worker: a thread, a process or Dask)."""
+    out = Outcome(task.assignment, task.student)
+    with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
+        root = Path(tmp)
+        (root / "gradebook.db").write_bytes(task.gradebook)
+        (root / "notebooks" / task.assignment).mkdir(parents=True)
+        write_tree(root / "notebooks" / task.assignment, task.source_files)
+        submitted = root / "submitted" / task.student / task.assignment
+        write_tree(submitted, task.files)
+        env = dict(os.environ, OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
+                   DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1")
+        cmd = [sys.executable, "-m", "autograder.worker", str(root), task.assignment, task.student,
+               str(task.memory_mb)]
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            log, _ = proc.communicate(timeout=task.wall_clock)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the kernel and anything it started go too
+            proc.communicate()
+            out.error = f"grading stopped after the {task.wall_clock:g} s limit for one submission"
+            return out
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # leftovers of a finished run
+            except ProcessLookupError:
+                pass
+        if proc.returncode != 0:
+            out.error = log.decode(errors="replace").strip().splitlines()[-1] if log.strip() else \
+                f"grader exited with {proc.returncode}"
+            return out
+        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+            sub = gb.find_submission(task.assignment, task.student)
+            out.timestamp = sub.timestamp
+            for nb in sub.notebooks:
+                out.penalties[nb.name] = nb.late_submission_penalty
+                out.grades.update({g.name: (g.auto_score, g.needs_manual_grade) for g in nb.grades})
+                out.comments.update({c.name: c.auto_comment for c in nb.comments})
+        out.files = read_tree(root / "autograded" / task.student / task.assignment)
+    return out
+
+
+def merge(course: Course, outcome: Outcome) -> None:
+    """Write a worker's grades and autograded files into the course (one writer: the caller)."""
+    with Gradebook(course.db_url) as gb:
+        gb.update_or_create_student(outcome.student)
+        sub = gb.update_or_create_submission(outcome.assignment, outcome.student,
+                                             **({"timestamp": outcome.timestamp} if outcome.timestamp else {}))
+        for nb in sub.notebooks:
+            nb.late_submission_penalty = outcome.penalties.get(nb.name)
+            for g in nb.grades:
+                auto, manual = outcome.grades.get(g.name, (0.0, False))
+                g.auto_score, g.needs_manual_grade = auto, manual
+            for c in nb.comments:
+                c.auto_comment = outcome.comments.get(c.name)
+        gb.db.commit()
+    dest = course.autograded(outcome.student, outcome.assignment)
+    if dest.exists():
+        shutil.rmtree(dest)
+    write_tree(dest, outcome.files or explain(outcome))
+
+
+def explain(outcome: Outcome) -> dict[str, bytes]:
+    """An autograded folder for a submission that could not be graded: a notebook whose first
+    cell gives the reason (so the feedback says why the score is 0)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        f"**This submission could not be graded: {outcome.error}** All its tests count as failed.")])
+    return {f"{outcome.assignment}.ipynb": nbformat.writes(nb).encode()}
