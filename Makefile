@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Copies or downloads what is missing, verifies checksums of everything (a second run only verifies).
+# Copies or downloads what is missing, verifies checksums of everything (a second run only verifies),
+# then trains the small classifiers behind the Fréchet figures once (cached in data/classifiers).
 data: $(STAMP)
 	$(PY) -m helpers.data $(if $(wildcard $(DATA_MIRROR)/MNIST),--from $(DATA_MIRROR))
+	$(PY) -m helpers.classifier
 
 release: setup
 	$(PY) -m autograder release
