@@ -38,3 +38,19 @@ def show_grid(images: torch.Tensor, nrow: int = 10, title: str | None = None, ax
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_losses(runs: dict[str, list[dict]], ax=None, keys: tuple[str, str] = ("train_loss", "test_loss")):
+    """Loss curves of several runs: ``runs`` maps a label to rows ``{epoch, train_loss, test_loss}``
+    (e.g. ``ResultsFolder.metrics()``); solid lines for ``keys[0]``, dashed for ``keys[1]``."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for i, (label, rows) in enumerate(runs.items()):
+        epochs = [r["epoch"] for r in rows]
+        color = f"C{i}"
+        ax.plot(epochs, [r[keys[0]] for r in rows], color=color, marker=".", label=f"{label} ({keys[0].split('_')[0]})")
+        ax.plot(epochs, [r[keys[1]] for r in rows], color=color, ls="--", marker=".", label=f"{label} ({keys[1].split('_')[0]})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss per image")
+    ax.legend()
+    return ax

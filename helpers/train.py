@@ -1,0 +1,213 @@
+"""Training loops the notebooks call: the VAE's iteration loop, an epoch ``Trainer`` that
+validates every epoch and keeps the best weights, and a results folder per run.
+
+Every loop takes mini-batches from in-memory tensors (``helpers.data.batches``), never a
+``DataLoader``, and shows a ``tqdm`` progress bar.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import data, plots
+
+
+@contextmanager
+def threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: leave as is)."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def warmup_cosine(step: int, total: int, warmup: int = 100) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
+    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+def _loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model.loss(x)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: int = 128,
+              lr: float = 3e-3, warmup: int = 100, generator: torch.Generator | None = None,
+              evaluate: Callable[[nn.Module], float] | None = None, eval_every: int = 1000,
+              num_threads: int | None = None, progress: bool = True) -> list[dict]:
+    """Minimise ``model.loss(batch)`` for ``iterations`` Adam steps; returns the history.
+
+    ``x``: training images ``(N, 784)`` in [0, 1], binarized anew for every batch
+    (``torch.bernoulli``). The learning rate warms up, then follows a cosine to 0
+    (``warmup_cosine``). Every ``eval_every`` steps and at the end, ``evaluate(model)``
+    (if given) is recorded. History rows: ``iteration``, ``seconds`` (training time
+    only, evaluation excluded), ``loss`` (mean over the last steps), ``value`` (evaluation).
+    """
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, iterations, warmup))
+    history, losses, seconds, step = [], [], 0.0, 0
+    model.train()
+    with threads(num_threads), tqdm(total=iterations, disable=not progress, mininterval=1.0) as bar:
+        while step < iterations:
+            for (xb,) in data.batches(x, batch_size=batch_size, generator=generator):
+                if len(xb) < batch_size:
+                    continue  # equal batches: every step has the same noise level
+                start = time.perf_counter()
+                loss = _loss(model, torch.bernoulli(xb, generator=generator))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                seconds += time.perf_counter() - start
+                losses.append(loss.item())
+                step += 1
+                bar.update()
+                if step % 100 == 0:
+                    bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.2f}")
+                if step % eval_every == 0 or step == iterations:
+                    row = {"iteration": step, "seconds": seconds,
+                           "loss": sum(losses[-eval_every:]) / len(losses[-eval_every:])}
+                    if evaluate is not None:
+                        model.eval()
+                        row["value"] = float(evaluate(model))
+                        model.train()
+                    history.append(row)
+                if step == iterations:
+                    break
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate_lower_bound(model: nn.Module, x: torch.Tensor, repeat: int = 100, seed: int = 0
+                         ) -> tuple[float, float, float]:
+    """CS236's evaluation: ``(nelbo, kl, rec)`` of ``model.negative_elbo_bound`` on ``x``.
+
+    ``x`` (n, 784) in [0, 1] is binarized once with ``torch.manual_seed(seed)``; the bound
+    is averaged over ``repeat`` calls (fresh latent samples each time).
+    """
+    torch.manual_seed(seed)
+    xb = torch.bernoulli(x)
+    totals = torch.zeros(3)
+    for _ in range(repeat):
+        totals += torch.stack([t.detach().float().cpu() for t in model.negative_elbo_bound(xb)])
+    nelbo, kl, rec = (totals / repeat).tolist()
+    return nelbo, kl, rec
+
+
+class Trainer:
+    """Epoch training with Adam, a validation pass after every epoch, and the best weights kept.
+
+    ``loss_fn(model, batch) -> scalar`` defaults to ``model.loss(batch)`` (first item if a tuple).
+    ``transform`` is applied to each training batch (e.g. ``torch.bernoulli``). After ``fit``
+    the model holds the weights of the epoch with the lowest validation loss
+    (``best_epoch``, ``best_state``; also saved to ``checkpoint`` if given); with
+    ``keep_best=False`` (e.g. when the second set is the test set) it keeps the last weights.
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, batch_size: int = 100,
+                 loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 generator: torch.Generator | None = None, checkpoint: str | Path | None = None,
+                 keep_best: bool = True):
+        self.keep_best = keep_best
+        self.model, self.batch_size, self.generator = model, batch_size, generator
+        self.loss_fn = loss_fn or _loss
+        self.transform = transform
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        self.history: list[dict] = []
+        self.best_epoch, self.best_state, self.best_loss = 0, None, math.inf
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor) -> float:
+        """Mean loss over ``x`` (batches in order, weighted by size), in eval mode."""
+        self.model.eval()
+        total = sum(self.loss_fn(self.model, xb).item() * len(xb)
+                    for (xb,) in data.batches(x, batch_size=1000, shuffle=False))
+        return total / len(x)
+
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor, epochs: int,
+            on_epoch: Callable[[dict], None] | None = None, progress: bool = True) -> list[dict]:
+        """Train ``epochs`` epochs; rows ``{epoch, train_loss, val_loss}``; ``on_epoch(row)``."""
+        for _ in range(epochs):
+            epoch = len(self.history) + 1
+            self.model.train()
+            total, n = 0.0, 0
+            bar = tqdm(data.batches(x_train, batch_size=self.batch_size, generator=self.generator),
+                       total=-(-len(x_train) // self.batch_size), desc=f"epoch {epoch}",
+                       disable=not progress, mininterval=1.0, leave=False)
+            for (xb,) in bar:
+                loss = self.loss_fn(self.model, self.transform(xb) if self.transform else xb)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                total, n = total + loss.item() * len(xb), n + len(xb)
+            row = {"epoch": epoch, "train_loss": total / n, "val_loss": self.evaluate(x_val)}
+            self.history.append(row)
+            if row["val_loss"] < self.best_loss and self.keep_best:
+                self.best_epoch, self.best_loss = epoch, row["val_loss"]
+                self.best_state = copy.deepcopy(self.model.state_dict())
+                if self.checkpoint:
+                    self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                    torch.save(self.best_state, self.checkpoint)
+            if progress:
+                print(f"epoch {epoch}: train {row['train_loss']:.3f}, val {row['val_loss']:.3f}"
+                      + (" (best)" if self.keep_best and self.best_epoch == epoch else ""))
+            if on_epoch:
+                on_epoch(row)
+        if self.keep_best and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return self.history
+
+
+def run_name(kind: str, arch: str, lr: float, epochs: int) -> str:
+    """``run_name("AE", "ae(512)", 1e-3, 100) == "AE-arch=ae(512)-lr=0.001-ep=100"``."""
+    return f"{kind}-arch={arch}-lr={lr:g}-ep={epochs}"
+
+
+class ResultsFolder:
+    """One run's folder: ``perf_metrics.csv`` (epoch, train loss, test loss) and per-epoch
+    ``reconstruction_<epoch>.png`` and ``sample_<epoch>.png``.
+
+    ``reconstruct(x) -> x_hat`` and ``sample(n) -> images`` are called without gradients on
+    the fixed images ``x_show`` (the first row of the reconstruction grid; second row: output).
+    """
+
+    def __init__(self, folder: str | Path, reconstruct: Callable[[torch.Tensor], torch.Tensor],
+                 sample: Callable[[int], torch.Tensor], x_show: torch.Tensor, n_samples: int = 100):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.reconstruct, self.sample, self.x_show, self.n_samples = reconstruct, sample, x_show, n_samples
+        self.csv = self.folder / "perf_metrics.csv"
+        with open(self.csv, "w", newline="") as f:
+            csv.writer(f).writerow(["epoch", "train_loss", "test_loss"])
+
+    @torch.no_grad()
+    def __call__(self, row: dict) -> None:
+        """Record one epoch (a ``Trainer`` row whose ``val_loss`` is the test loss)."""
+        epoch = row["epoch"]
+        with open(self.csv, "a", newline="") as f:
+            csv.writer(f).writerow([epoch, f"{row['train_loss']:.6f}", f"{row['val_loss']:.6f}"])
+        pair = torch.cat([self.x_show, self.reconstruct(self.x_show).reshape(len(self.x_show), -1)])
+        plots.save_grid(pair, self.folder / f"reconstruction_{epoch}.png", nrow=len(self.x_show))
+        plots.save_grid(self.sample(self.n_samples), self.folder / f"sample_{epoch}.png", nrow=10)
+
+    def metrics(self) -> list[dict]:
+        """The rows of ``perf_metrics.csv`` as floats (epoch as int)."""
+        with open(self.csv) as f:
+            return [{"epoch": int(r["epoch"]), "train_loss": float(r["train_loss"]),
+                     "test_loss": float(r["test_loss"])} for r in csv.DictReader(f)]

@@ -1,0 +1,111 @@
+"""Notebook 01 (autoencoder): its tests tell right from wrong.
+
+In-process: a test cell of the source notebook (hidden tests included) runs against the
+reference namespace with one solution cell replaced by a planted mistake (must raise) or a
+different correct implementation (must pass). Through nbgrader: one submission whose VAE loss
+has the KL's sign flipped loses the VAE cells and keeps the autoencoder's.
+"""
+from __future__ import annotations
+
+import nbformat
+import pytest
+import torch
+
+from autograder.config import REPO
+from autograder.solutions import grade_id, load_solution
+
+AID = "01_autoencoder"
+SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
+
+
+def cell(gid: str) -> str:
+    return next(c.source for c in nbformat.read(SOURCE, as_version=4).cells if grade_id(c) == gid)
+
+
+def check(ns: dict, gid: str, source: str, right: bool) -> None:
+    ns = dict(ns)
+    exec(compile(source, "<planted>", "exec"), ns)
+    test = compile(cell(gid), f"<{AID} {gid}>", "exec")
+    if right:
+        exec(test, ns)
+    else:
+        with pytest.raises(Exception):
+            exec(test, ns)
+
+
+@pytest.fixture(scope="module")
+def ns():
+    torch.manual_seed(0)
+    return load_solution(AID, until="autoencoder")
+
+
+AE_SOURCE = cell("autoencoder")
+AE_PLANTED = {
+    "reference": (True, None),
+    "ReLU written as a module list": (True, (
+        "self.encoder = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, latent))",
+        "self.encoder = nn.Sequential(*[nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, latent)])")),
+    "no ReLU in the encoder": (False, (
+        "nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, latent)", "nn.Linear(784, hidden), nn.Linear(hidden, latent)")),
+    "ReLU on the code": (False, (
+        "nn.Linear(hidden, latent))", "nn.Linear(hidden, latent), nn.ReLU())")),
+    "no sigmoid on the output": (False, ("nn.Linear(hidden, 784), nn.Sigmoid())", "nn.Linear(hidden, 784))")),
+    "hidden size fixed at 256": (False, ("nn.Linear(784, hidden)", "nn.Linear(784, 256)")),
+    "sizes hard-coded": (False, ("nn.Linear(hidden, latent))", "nn.Linear(512, 2))")),
+}
+
+
+@pytest.mark.parametrize("name", AE_PLANTED)
+def test_autoencoder_cell(ns, name):
+    right, swap = AE_PLANTED[name]
+    src = AE_SOURCE if swap is None else AE_SOURCE.replace(*swap)
+    assert swap is None or src != AE_SOURCE, "the planted edit must change the source"
+    if name == "hidden size fixed at 256":  # also the decoder, so the model still runs
+        src = src.replace("nn.Linear(latent, hidden), nn.ReLU(), nn.Linear(hidden, 784)",
+                          "nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 784)")
+    check(ns, "test_autoencoder", src, right)
+
+
+VAE_SOURCE = cell("vae")
+VAE_PLANTED = {
+    "reference": (True, None),
+    "KL through torch.distributions": (True, (
+        "return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(-1)",
+        "return torch.distributions.kl_divergence(torch.distributions.Normal(mu, (0.5 * logvar).exp()), "
+        "torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))).sum(-1)")),
+    "logvar used as a standard deviation": (False, ("z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)",
+                                                    "z = mu + logvar * torch.randn_like(mu)")),
+    "no sample (decodes the mean)": (False, ("z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)", "z = mu")),
+    "KL sign flipped": (False, ("return -0.5 * (1 + logvar", "return 0.5 * (1 + logvar")),
+    "KL with exp(logvar) squared": (False, ("logvar.exp()).sum(-1)", "logvar.exp() ** 2).sum(-1)")),
+    "loss summed over the batch": (False, ("return (rec + self.kl(mu, logvar)).mean()",
+                                           "return (rec + self.kl(mu, logvar)).sum()")),
+    "one head": (False, ("return self.mean_head(h), self.logvar_head(h)", "return self.mean_head(h), self.mean_head(h)")),
+}
+
+
+@pytest.mark.parametrize("name", VAE_PLANTED)
+def test_vae_cell(ns, name):
+    right, swap = VAE_PLANTED[name]
+    src = VAE_SOURCE if swap is None else VAE_SOURCE.replace(*swap)
+    assert swap is None or src != VAE_SOURCE, "the planted edit must change the source"
+    check(ns, "test_vae", src, right)
+
+
+def test_results_folder_layout(tmp_path, monkeypatch):
+    """The grading run writes the documented folders and files."""
+    monkeypatch.chdir(tmp_path)
+    full = load_solution(AID, until="train-vae")
+    for arch in ("ae", "vae"):
+        folder = tmp_path / "results" / f"AE-arch={arch}(512)-lr=0.001-ep=1"
+        assert sorted(p.name for p in folder.iterdir()) == ["perf_metrics.csv", "reconstruction_1.png", "sample_1.png"]
+        header = (folder / "perf_metrics.csv").read_text().splitlines()[0]
+        assert header == "epoch,train_loss,test_loss"
+    assert full["EPOCHS"] == 1
+
+
+def test_kl_sign_mistake_loses_the_vae_cells_only(grade_planted):
+    wrong = VAE_SOURCE.replace("return -0.5 * (1 + logvar", "return 0.5 * (1 + logvar")
+    score, cells = grade_planted(AID, "kl_sign", {"vae": wrong})
+    assert cells["test_vae"] == 0 and cells["test_train_vae"] == 0
+    assert cells["test_autoencoder"] == 3 and cells["test_train_ae"] == 2

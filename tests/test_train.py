@@ -1,0 +1,91 @@
+"""helpers.train: schedules, the VAE loop's history, the Trainer's best checkpoint, results folders."""
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from helpers import train
+
+
+def test_warmup_cosine():
+    assert train.warmup_cosine(0, 1000, warmup=10) == pytest.approx(0.1, rel=1e-3)
+    assert train.warmup_cosine(9, 1000, warmup=10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 9 / 1000)))
+    assert train.warmup_cosine(500, 1000) == pytest.approx(0.5)
+    assert train.warmup_cosine(999, 1000) < 1e-4
+    values = [train.warmup_cosine(s, 1000, 10) for s in range(10, 1000)]
+    assert all(a >= b for a, b in zip(values, values[1:])), "decreasing after the warm-up"
+
+
+def test_run_name():
+    assert train.run_name("AE", "ae(512)", 1e-3, 100) == "AE-arch=ae(512)-lr=0.001-ep=100"
+    assert train.run_name("AE", "vae(512)", 3e-4, 5) == "AE-arch=vae(512)-lr=0.0003-ep=5"
+
+
+class Quadratic(nn.Module):
+    """loss(x) = mean squared distance of x's rows to a learnt centre; the optimum is x's mean."""
+
+    def __init__(self, dim: int = 3):
+        super().__init__()
+        self.centre = nn.Parameter(torch.zeros(dim))
+
+    def loss(self, x):
+        return ((x - self.centre) ** 2).sum(-1).mean()
+
+
+def test_train_vae_history_and_binarization():
+    torch.manual_seed(0)
+    x = torch.full((500, 3), 0.75)  # every batch is binarized: the centre goes to 0.75, not to 1 or 0
+    model = Quadratic()
+    hist = train.train_vae(model, x, iterations=300, batch_size=50, lr=0.05, warmup=10,
+                           evaluate=lambda m: m.centre.mean().item(), eval_every=100, progress=False)
+    assert [r["iteration"] for r in hist] == [100, 200, 300]
+    assert all(r["seconds"] > 0 for r in hist) and hist[0]["seconds"] < hist[-1]["seconds"]
+    assert hist[-1]["value"] == pytest.approx(0.75, abs=0.05)
+    assert hist[-1]["loss"] < hist[0]["loss"] + 0.1
+    assert not model.training
+
+
+def test_trainer_keeps_the_best_epoch(tmp_path):
+    torch.manual_seed(0)
+    model = Quadratic()
+    x_train = torch.randn(400, 3) + 2.0
+    x_val = torch.full((50, 3), 0.3)  # training moves away from the validation optimum after epoch 1
+    trainer = train.Trainer(model, lr=0.1, batch_size=100, checkpoint=tmp_path / "best.pt")
+    hist = trainer.fit(x_train, x_val, epochs=4, progress=False)
+    vals = [r["val_loss"] for r in hist]
+    best = min(range(4), key=vals.__getitem__) + 1
+    assert trainer.best_epoch == best
+    assert trainer.evaluate(x_val) == pytest.approx(min(vals), rel=1e-6), "the model holds the best weights"
+    assert torch.equal(torch.load(tmp_path / "best.pt")["centre"], model.centre.detach())
+    last = train.Trainer(Quadratic(), lr=0.1, batch_size=100, keep_best=False)
+    last.fit(x_train, x_val, epochs=4, progress=False)
+    assert last.evaluate(x_val) == pytest.approx(last.history[-1]["val_loss"], rel=1e-6)
+
+
+def test_results_folder(tmp_path):
+    model = nn.Sequential(nn.Linear(784, 784), nn.Sigmoid())
+    folder = train.ResultsFolder(tmp_path / "run", reconstruct=model, sample=lambda n: torch.rand(n, 784),
+                                 x_show=torch.rand(10, 784))
+    for epoch in (1, 2):
+        folder({"epoch": epoch, "train_loss": 3.0 / epoch, "val_loss": 4.0 / epoch})
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "perf_metrics.csv", "reconstruction_1.png", "reconstruction_2.png", "sample_1.png", "sample_2.png"}
+    with open(tmp_path / "run" / "perf_metrics.csv") as f:
+        assert list(csv.reader(f))[0] == ["epoch", "train_loss", "test_loss"]
+    assert folder.metrics()[1] == {"epoch": 2, "train_loss": 1.5, "test_loss": 2.0}
+
+
+def test_evaluate_lower_bound_is_seeded():
+    class Fake(nn.Module):
+        def negative_elbo_bound(self, x):
+            rec = x.sum(-1).mean() + torch.randn(())
+            return rec + 1.0, torch.tensor(1.0), rec
+
+    x = torch.rand(20, 784)
+    a = train.evaluate_lower_bound(Fake(), x, repeat=10, seed=3)
+    b = train.evaluate_lower_bound(Fake(), x, repeat=10, seed=3)
+    assert a == b and a[0] == pytest.approx(a[1] + a[2])
