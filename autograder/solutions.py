@@ -6,6 +6,7 @@ code cells (test cells skipped) and take names from the resulting namespace.
 from __future__ import annotations
 
 import os
+import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,43 @@ def load_solution(assignment: str, until: str | None = None, grading: bool = Tru
     if until is not None:
         raise KeyError(f"{assignment} has no cell with grade_id {until!r}")
     return ns
+
+
+def cell_source(assignment: str, gid: str, notebooks: Path = REPO / "notebooks") -> str:
+    """The source of the cell with grade_id ``gid`` in the source notebook."""
+    nb = nbformat.read(Path(notebooks) / assignment / f"{assignment}.ipynb", as_version=4)
+    try:
+        return next(c.source for c in nb.cells if grade_id(c) == gid)
+    except StopIteration:
+        raise KeyError(f"{assignment} has no cell with grade_id {gid!r}") from None
+
+
+def with_answer(ns: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of ``ns`` in which a student's cell ``source`` has run."""
+    ns = dict(ns)
+    exec(compile(textwrap.dedent(source), "<student cell>", "exec"), ns)
+    return ns
+
+
+def grade_in_process(assignment: str, ns: dict[str, Any], answer: str | None = None,
+                     tests: list[str] | None = None, notebooks: Path = REPO / "notebooks"
+                     ) -> dict[str, float]:
+    """Run the test cells (hidden tests included) of the source notebook against ``ns``,
+    after the student's cell ``answer`` if given: ``{test grade_id: points earned}``.
+
+    As in nbgrader, a test cell earns its points if it raises nothing; each runs in its own
+    copy of the namespace. ``tests`` limits the run to those grade_ids. For tests of the
+    tests (planted mistakes), not for grading students: student code runs in this process.
+    """
+    student = with_answer(ns, answer) if answer is not None else ns
+    nb = nbformat.read(Path(notebooks) / assignment / f"{assignment}.ipynb", as_version=4)
+    earned = {}
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if is_test_cell(cell) and (tests is None or gid in tests):
+            try:
+                exec(compile(cell.source, f"<{assignment} {gid}>", "exec"), dict(student))
+                earned[gid] = float(cell.metadata["nbgrader"]["points"])
+            except Exception:
+                earned[gid] = 0.0
+    return earned

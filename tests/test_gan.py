@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from autograder.config import REPO
-from autograder.solutions import grade_id, is_test_cell, load_solution
+from autograder.solutions import grade_id, grade_in_process, is_test_cell, load_solution
 from helpers import gan
 
 AID = "05_gan"
@@ -213,26 +213,6 @@ def solution_ns():
     return load_solution(AID, until="loss_minimax")
 
 
-def grade_in_process(ns: dict, cell: str, source: str | None) -> dict[str, float]:
-    """Run every test cell against the reference namespace with ``cell`` replaced by ``source``.
-
-    Returns ``{test grade_id: points earned}`` (a cell earns its points if it raises nothing,
-    as in nbgrader). Every cell runs in its own copy of the namespace."""
-    planted = dict(ns)
-    if source is not None:
-        exec(compile(source, f"<planted {cell}>", "exec"), planted)
-    earned = {}
-    for gid, test in TESTS.items():
-        scope = dict(planted)
-        # functions defined in the planted cell look up globals in ``planted``; keep them there
-        try:
-            exec(compile(test.source, f"<{gid}>", "exec"), scope)
-            earned[gid] = POINTS[gid]
-        except Exception:
-            earned[gid] = 0
-    return earned
-
-
 CASES = ([("loss_nonsaturating", k, None if v is None else loss_cell("loss_nonsaturating", v)) for k, v in NS_BODY.items()]
          + [("loss_minimax", k, None if v is None else loss_cell("loss_minimax", v)) for k, v in MM_BODY.items()
             if v is not None]
@@ -242,7 +222,7 @@ CASES = ([("loss_nonsaturating", k, None if v is None else loss_cell("loss_nonsa
 
 @pytest.mark.parametrize("cell,case,source", CASES, ids=[f"{c}-{k}" for c, k, _ in CASES])
 def test_planted_answers(solution_ns, cell, case, source):
-    earned = grade_in_process(solution_ns, cell, source)
+    earned = grade_in_process(AID, solution_ns, source)
     full = sum(POINTS.values())
     if case == "reference" or case.startswith("alt_"):
         assert earned == POINTS, f"a correct answer lost points: {earned}"
@@ -263,7 +243,7 @@ def test_each_nonsaturating_mistake_loses_in_the_cell_that_names_it(solution_ns)
         "detached_fake_for_g": "test_loss_nonsaturating_gradients",
     }
     for case, gid in expect.items():
-        earned = grade_in_process(solution_ns, "loss_nonsaturating", loss_cell("loss_nonsaturating", NS_BODY[case]))
+        earned = grade_in_process(AID, solution_ns, loss_cell("loss_nonsaturating", NS_BODY[case]))
         assert earned[gid] == 0, f"{case} passed {gid}"
         assert earned["test_loss_minimax"] == POINTS["test_loss_minimax"], f"{case} cost loss_minimax's points"
 
