@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 from tqdm.auto import tqdm
 
 from .course import Course, GradingError, Score
@@ -67,14 +68,29 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
             result.error = str(e)
         results.append(result)
     by_key = {(r.student, r.assignment): r for r in results}
+    foreign = {(t.student, t.assignment) for t in tasks if _foreign(course, t.assignment, t.files)}
     bar = tqdm(total=len(tasks), desc="grading", unit="submission", disable=not progress)
     for outcome in _run(tasks, workers, scheduler):
         merge(course, outcome)
         result = by_key[outcome.student, outcome.assignment]
         result.score, result.error = course.score(outcome.assignment, outcome.student), outcome.error
+        if result.error and (outcome.student, outcome.assignment) in foreign:
+            result.error = (f"the notebook holds none of {outcome.assignment}'s graded cells "
+                            f"(another assignment's notebook?); {result.error}")
         bar.update()
     bar.close()
     return results
+
+
+def _foreign(course: Course, assignment: str, files: dict[str, bytes]) -> bool:
+    """True if the submitted notebook is readable but has none of the assignment's cell ids."""
+    try:
+        nb = nbformat.reads(files[f"{assignment}.ipynb"].decode(), as_version=4)
+    except Exception:
+        return False
+    ours = {c.metadata.get("nbgrader", {}).get("grade_id")
+            for c in nbformat.read(course.source(assignment), as_version=4).cells} - {None}
+    return not ours & {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
 
 
 def _run(tasks, workers: int, scheduler):

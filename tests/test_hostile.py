@@ -8,6 +8,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import submissions
+from autograder.config import REPO
 from autograder.grade import grade_folder
 
 AID = "00_kl_elbo"
@@ -94,6 +95,11 @@ def hostile_run(course, released, tmp_path_factory):
     (inbox / "malformed_json" / AID / f"{AID}.ipynb").write_text("{not json")
     (inbox / "missing_notebook" / AID).mkdir(parents=True)
     (inbox / "missing_notebook" / AID / "notes.txt").write_text("forgot it")
+    submissions.write(nbformat.read(REPO / "notebooks" / "05_gan" / "05_gan.ipynb", as_version=4),
+                      inbox, "other_assignment", AID)
+    exits = submissions.answered(released(AID), source)
+    prepend("kl_discrete", "import os\nos._exit(1)")(exits)
+    submissions.write(exits, inbox, "kernel_exit", AID)
     (inbox / "extra_files" / AID).mkdir(parents=True)
     submissions.write(submissions.answered(released(AID), source), inbox, "extra_files", AID)
     (inbox / "extra_files" / AID / "big.bin").write_bytes(b"\0" * (5 << 20))
@@ -115,6 +121,11 @@ def test_broken_submissions_are_reported_and_the_gradebook_survives(hostile_run,
     assert "JSON" in hostile_run["malformed_json"].error and hostile_run["malformed_json"].score.auto == 0
     assert hostile_run["missing_notebook"].score is None and "no 00_kl_elbo.ipynb" in hostile_run["missing_notebook"].error
     assert hostile_run["extra_files"].score.auto == FULL
+    # Rules: a notebook of another assignment, or one that kills the grading kernel, scores 0
+    # and the reason is reported (and shown in its feedback notebook).
+    assert hostile_run["other_assignment"].score.auto == 0
+    assert "another assignment" in hostile_run["other_assignment"].error
+    assert hostile_run["kernel_exit"].score.auto == 0 and "Kernel died" in hostile_run["kernel_exit"].error
     assert hostile_run["writes_gradebook"].error, "a broken scratch gradebook is reported"
     with Gradebook(course.db_url) as gb:  # the course's gradebook is untouched and complete
         graded = {s.student.id for s in gb.find_assignment(AID).submissions}
