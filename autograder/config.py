@@ -49,6 +49,12 @@ def apply(c: Config, root: Path = REPO) -> Config:
     c.Execute.timeout = int(os.environ.get(CELL_TIMEOUT_ENV, DEFAULT_CELL_TIMEOUT))
     c.Execute.kernel_name = "python3"
     c.OverwriteCells.add_missing_cells = True
+    c.Autograde.sanitize_preprocessors = [
+        "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
+        "nbgrader.preprocessors.OverwriteKernelspec", "nbgrader.preprocessors.OverwriteCells",
+        "nbgrader.preprocessors.CheckCellMetadata",
+        "autograder.guard.GuardTests",  # after test cells are restored from the gradebook
+    ]
     c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
     c.PerDayPenalty.fraction_per_day = LATE_PENALTY_PER_DAY
     # Feedback shows each test's verdict and message, never the hidden tests' code.

@@ -88,9 +88,10 @@ def _foreign(course: Course, assignment: str, files: dict[str, bytes]) -> bool:
         nb = nbformat.reads(files[f"{assignment}.ipynb"].decode(), as_version=4)
     except Exception:
         return False
-    ours = {c.metadata.get("nbgrader", {}).get("grade_id")
-            for c in nbformat.read(course.source(assignment), as_version=4).cells} - {None}
-    return not ours & {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
+    def graded(cells) -> set[str]:
+        return {m["grade_id"] for c in cells if (m := c.metadata.get("nbgrader", {})).get("grade_id")
+                and (m.get("grade") or m.get("solution"))}
+    return not graded(nbformat.read(course.source(assignment), as_version=4).cells) & graded(nb.cells)
 
 
 def _run(tasks, workers: int, scheduler):

@@ -94,3 +94,57 @@ def test_release_fetch_submit_collect_grade_feedback(tmp_path):
     bob = next((tmp_path / "bob" / AID / "feedback").glob(f"*/{AID}.html")).read_text()
     assert "differs from 1/2 sum(m^2 + v - 1 - log v)" in bob      # the failing test's message
     assert "Late submission penalty" in bob
+
+
+def test_assignments_tab_lists_fetches_and_submits_through_the_server(tmp_path):
+    """What JupyterLab's Assignments tab does, through nbgrader's server extension."""
+    import json
+    import os
+    import signal
+    import socket
+    import urllib.request
+
+    root, home, conf = tmp_path / "course", tmp_path / "carol", tmp_path / "jupyter-config"
+    for d in (root, home, conf):
+        d.mkdir()
+    (root / "notebooks").symlink_to(REPO / "notebooks")
+    shutil.copy(REPO / "nbgrader_config.py", root)
+    shutil.copy(REPO / "autograder" / "student_nbgrader_config.py", conf / "nbgrader_config.py")
+    sh([sys.executable, "-m", "autograder", "--course", str(root), "release", AID], tmp_path)
+    sh(NBGRADER + ["release_assignment", AID], root)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(conf), DGM_EXCHANGE=str(root / "exchange"))
+    server = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
+                               f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=t",
+                               f"--ServerApp.root_dir={home}"], cwd=home, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, data: dict | None = None):
+        req = urllib.request.Request(f"{base}{path}{'&' if '?' in path else '?'}token=t",
+                                     data=None if data is None else json.dumps(data).encode(),
+                                     method="GET" if data is None else "POST")
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read())
+
+    try:
+        for _ in range(120):
+            try:
+                call("/api/status")
+                break
+            except OSError:
+                time.sleep(0.5)
+        listed = call("/assignments?course_id=dgm")
+        assert listed["success"], listed
+        assert [(a["assignment_id"], a["status"]) for a in listed["value"]] == [(AID, "released")]
+        fetched = call("/assignments/fetch", {"course_id": "dgm", "assignment_id": AID})
+        assert fetched["success"] and (home / AID / f"{AID}.ipynb").is_file()
+        submitted = call("/assignments/submit", {"course_id": "dgm", "assignment_id": AID})
+        assert submitted["success"], submitted
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert any(p.name.split("+")[1] == AID for p in (root / "exchange" / "dgm" / "inbound").iterdir())

@@ -79,6 +79,12 @@ CASES = {
     "redefined_assertion_error": (both(set_source("kl_normal", WRONG_KL), prepend(
         "kl_normal", "import builtins\nbuiltins.AssertionError = AssertionError = type('AE', (Exception,), {})")),
         FULL - 3 - 3, "test_kl_normal"),
+    "patched_allclose": (both(set_source("kl_normal", WRONG_KL), prepend(
+        "kl_normal", "torch.allclose = lambda *a, **k: True\ntorch.Tensor.all = lambda self, *a: True")),
+        FULL - 3 - 3, "test_kl_normal"),
+    "fake_torch_module": (both(set_source("kl_normal", WRONG_KL), prepend(
+        "kl_normal", "import types\nfake = types.ModuleType('torch')\nfake.__dict__.update(vars(torch))\n"
+        "fake.allclose = lambda *a, **k: True\ntorch = fake")), FULL - 3 - 3, "test_kl_normal"),
     "writes_gradebook": (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"), 0, None),
 }
 
