@@ -116,7 +116,8 @@ def test_assignments_tab_lists_fetches_and_submits_through_the_server(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(conf), DGM_EXCHANGE=str(root / "exchange"))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(conf), DGM_EXCHANGE=str(root / "exchange"),
+               JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"))  # the student's own submission cache
     server = subprocess.Popen([sys.executable, "-m", "jupyter", "server", "--no-browser", "--allow-root",
                                f"--port={port}", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=t",
                                f"--ServerApp.root_dir={home}"], cwd=home, env=env, start_new_session=True,
