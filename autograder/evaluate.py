@@ -53,6 +53,15 @@ def _prior(model, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return model.z_prior_m.double().to(like.device), model.z_prior_v.double().to(like.device)
 
 
+def _posterior_and_prior(model, x: torch.Tensor | None, seed: int):
+    """Put ``model`` in eval mode; return the images on its device, a seeded generator,
+    q's ``(m, v)`` and the prior's ``(pm, pv)`` (float64)."""
+    model.eval()
+    x = (test_images() if x is None else x).to(next(model.parameters()).device, torch.float32)
+    m, v = _encode(model, x)
+    return x, torch.Generator().manual_seed(seed), (m, v), _prior(model, m)
+
+
 @torch.no_grad()
 def nelbo(model, x: torch.Tensor | None = None, repeat: int = 100, seed: int = 0
           ) -> tuple[float, float, float]:
@@ -61,13 +70,7 @@ def nelbo(model, x: torch.Tensor | None = None, repeat: int = 100, seed: int = 0
     ``x``: binary images ``(n, 784)``; default ``test_images()``.
     """
     was_training = model.training
-    model.eval()
-    x = test_images() if x is None else x
-    dev = next(model.parameters()).device
-    x = x.to(dev, torch.float32)
-    g = torch.Generator().manual_seed(seed)
-    m, v = _encode(model, x)
-    pm, pv = _prior(model, m)
+    x, g, (m, v), (pm, pv) = _posterior_and_prior(model, x, seed)
     kl = _kl(m, v, pm, pv).mean()
     rec = torch.zeros((), dtype=torch.float64)
     for _ in range(repeat):
@@ -87,13 +90,7 @@ def negative_iwae(model, iw: int, x: torch.Tensor | None = None, seed: int = 0,
     (one draw). Decoded in chunks of at most ``chunk`` rows.
     """
     was_training = model.training
-    model.eval()
-    x = test_images() if x is None else x
-    dev = next(model.parameters()).device
-    x = x.to(dev, torch.float32)
-    g = torch.Generator().manual_seed(seed)
-    m, v = _encode(model, x)
-    pm, pv = _prior(model, m)
+    x, g, (m, v), (pm, pv) = _posterior_and_prior(model, x, seed)
     per_image = max(1, chunk // iw)
     out = []
     for i in range(0, len(x), per_image):
