@@ -62,8 +62,8 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
             if not (path / f"{assignment}.ipynb").is_file():
                 raise GradingError(f"no {assignment}.ipynb in {path}")
             course.ensure_released(assignment)
-            tasks.append(make_task(course, student, assignment,
-                                   course.add_submission(path, student, assignment), **limits))
+            tasks.append(make_task(course, student, assignment, course.add_submission(path, student, assignment),
+                                   hide=[Path(folder).resolve()], **limits))
         except GradingError as e:
             result.error = str(e)
         results.append(result)

@@ -22,6 +22,8 @@ import nbformat
 
 from nbgrader.api import Gradebook
 
+from . import sandbox
+from .config import REPO
 from .course import Course
 
 WALL_CLOCK_S = 1800.0
@@ -39,6 +41,8 @@ class Task:
     wall_clock: float = WALL_CLOCK_S
     memory_mb: int = MEMORY_MB
     threads: int = 1                      # torch/OpenMP threads of the student's kernel
+    hide: list[str] = field(default_factory=list)      # paths the kernel must not see (autograder.sandbox)
+    readonly: list[str] = field(default_factory=list)  # paths the kernel must not change
 
 
 @dataclass
@@ -68,8 +72,17 @@ def write_tree(folder: Path, files: dict[str, bytes]) -> None:
         path.write_bytes(data)
 
 
+def private_paths(course: Course) -> list[str]:
+    """What a student's kernel must not read: source notebooks (hidden tests), the gradebook,
+    everyone's submissions and feedback, the exchange."""
+    c = course.config
+    return [str((course.root / "notebooks").resolve()), course.db_url.removeprefix("sqlite:///")] + [
+        str(course.root / d) for d in ("submitted", "autograded", "feedback")] + [c.Exchange.root]
+
+
 def make_task(course: Course, student: str, assignment: str, folder: Path, **limits) -> Task:
-    """Snapshot what grading ``folder`` needs; the gradebook is reduced to ``assignment``."""
+    """Snapshot what grading ``folder`` needs; the gradebook is reduced to ``assignment``.
+    ``limits`` may add paths to ``hide`` (e.g. the folder of submissions being graded)."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "gradebook.db"
         shutil.copyfile(course.db_url.removeprefix("sqlite:///"), db)
@@ -80,41 +93,57 @@ def make_task(course: Course, student: str, assignment: str, folder: Path, **lim
                 gb.remove_student(s)
         gradebook = db.read_bytes()
     limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
+    limits["hide"] = private_paths(course) + [str(p) for p in limits.get("hide", [])]
+    limits.setdefault("readonly", [str(course.root), str(REPO), sys.prefix, sys.base_prefix])
     return Task(assignment, student, read_tree(folder), read_tree(course.source(assignment).parent, True),
                 gradebook, **limits)
 
 
 def run_task(task: Task) -> Outcome:
-    """Grade ``task`` in a scratch course (runs in a worker: a thread, a process or Dask)."""
+    """Grade ``task`` in a scratch course (runs in a worker: a thread, a process or Dask).
+
+    The kernel runs in ``autograder.sandbox``: the course and the scratch gradebook are out of
+    its sight or read-only, its processes are capped, and it writes in ``autograded/`` and
+    ``home/`` of the scratch folder.
+    """
     out = Outcome(task.assignment, task.student)
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
         root = Path(tmp)
         (root / "gradebook.db").write_bytes(task.gradebook)
+        (root / "home").mkdir()
         (root / "notebooks" / task.assignment).mkdir(parents=True)
         write_tree(root / "notebooks" / task.assignment, task.source_files)
         submitted = root / "submitted" / task.student / task.assignment
         write_tree(submitted, task.files)
         env = dict(os.environ, OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
-                   DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1")
+                   DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
+                   **sandbox.kernelspec(root / "jupyter", [*task.hide, str(root / "gradebook.db")],
+                                        task.readonly, root / "home", root.name))
         cmd = [sys.executable, "-m", "autograder.worker", str(root), task.assignment, task.student,
                str(task.memory_mb)]
         proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        timed_out = False
         try:
             log, _ = proc.communicate(timeout=task.wall_clock)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)  # the kernel and anything it started go too
-            proc.communicate()
-            out.error = f"grading stopped after the {task.wall_clock:g} s limit for one submission"
-            return out
+            log, timed_out = proc.communicate()[0], True
         finally:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)  # leftovers of a finished run
             except ProcessLookupError:
                 pass
-        if proc.returncode != 0:
+            forked = sandbox.remove_cgroup(root.name)  # and whatever left the process group
+        if timed_out:
+            out.error = f"grading stopped after the {task.wall_clock:g} s limit for one submission"
+        elif proc.returncode != 0:
             out.error = log.decode(errors="replace").strip().splitlines()[-1] if log.strip() else \
                 f"grader exited with {proc.returncode}"
+        if forked:
+            out.error = (f"{out.error}; " if out.error else "") + \
+                f"the submission started more than {sandbox.NPROC} processes (a fork bomb?)"
+        if timed_out or proc.returncode != 0:
             return out
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             sub = gb.find_submission(task.assignment, task.student)

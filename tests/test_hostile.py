@@ -2,12 +2,14 @@
 student gets the grade the rules give. All are graded in one parallel run (``--workers 2``)."""
 from __future__ import annotations
 
+import os
+
 import nbformat
 import psutil
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import submissions
+from autograder import guard, submissions
 from autograder.config import REPO
 from autograder.grade import grade_folder
 
@@ -85,8 +87,22 @@ CASES = {
     "fake_torch_module": (both(set_source("kl_normal", WRONG_KL), prepend(
         "kl_normal", "import types\nfake = types.ModuleType('torch')\nfake.__dict__.update(vars(torch))\n"
         "fake.allclose = lambda *a, **k: True\ntorch = fake")), FULL - 3 - 3, "test_kl_normal"),
-    "writes_gradebook": (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"), 0, None),
 }
+# As root the kernel runs in autograder.sandbox: the course is hidden or read-only, the scratch
+# gradebook is /dev/null to it, and its processes are capped. Not root: no mount namespace.
+SANDBOXED = os.geteuid() == 0
+SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
+CASES["writes_gradebook"] = (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"),
+                             FULL if SANDBOXED else 0, None)
+SANDBOX_CASES = {
+    "reads_source_notebook": (prepend("kl_discrete", f"print(open({str(SOURCE)!r}).read())"),
+                              FULL - 2, "test_kl_discrete"),
+    "reads_gradebook": (prepend("kl_discrete", "print(open('../../../gradebook.db', 'rb').read())"), FULL, None),
+    "writes_into_course_code": (prepend("kl_discrete", f"open({str(REPO / 'helpers' / 'planted.py')!r}, 'w')"),
+                                FULL - 2, "test_kl_discrete"),
+}
+if SANDBOXED:
+    CASES.update(SANDBOX_CASES)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +124,9 @@ def hostile_run(course, released, tmp_path_factory):
     submissions.write(exits, inbox, "kernel_exit", AID)
     (inbox / "extra_files" / AID).mkdir(parents=True)
     submissions.write(submissions.answered(released(AID), source), inbox, "extra_files", AID)
+    bomb = submissions.answered(released(AID), source)
+    prepend("kl_discrete", "import os\nwhile True:\n    os.fork()")(bomb)
+    submissions.write(bomb, inbox, "fork_bomb", AID)
     (inbox / "extra_files" / AID / "big.bin").write_bytes(b"\0" * (5 << 20))
     results = grade_folder(course, inbox, workers=2, progress=False, cell_timeout=20)
     return {r.student: r for r in results}
@@ -132,10 +151,49 @@ def test_broken_submissions_are_reported_and_the_gradebook_survives(hostile_run,
     assert hostile_run["other_assignment"].score.auto == 0
     assert "another assignment" in hostile_run["other_assignment"].error
     assert hostile_run["kernel_exit"].score.auto == 0 and "Kernel died" in hostile_run["kernel_exit"].error
-    assert hostile_run["writes_gradebook"].error, "a broken scratch gradebook is reported"
+    if not SANDBOXED:
+        assert hostile_run["writes_gradebook"].error, "a broken scratch gradebook is reported"
     with Gradebook(course.db_url) as gb:  # the course's gradebook is untouched and complete
         graded = {s.student.id for s in gb.find_assignment(AID).submissions}
     assert set(CASES) <= graded
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root (mount namespace, pids cgroup)")
+def test_sandbox_hides_the_course_from_student_code(hostile_run, course):
+    def printed(name: str) -> str:  # what the student's cell printed while graded
+        nb = nbformat.read(course.autograded(name, AID) / f"{AID}.ipynb", as_version=4)
+        cell = first_cell("kl_discrete")(nb)
+        return "\n".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
+    assert "No such file" in printed("reads_source_notebook") and "HIDDEN" not in printed("reads_source_notebook")
+    assert printed("reads_gradebook").strip() == "b''", "the scratch gradebook must look empty"
+    assert "Read-only file system" in printed("writes_into_course_code")
+    assert not (REPO / "helpers" / "planted.py").exists(), "the course's code must be read-only"
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="the process cap for root needs a pids cgroup")
+def test_fork_bomb_is_capped_and_cleaned_up(hostile_run, course):
+    result = hostile_run["fork_bomb"]
+    assert result.score is not None and result.score.auto <= FULL - 2, result.line()
+    assert "fork bomb" in result.error
+    left = [p.pid for p in psutil.process_iter(["cwd"]) if "dgm-grade-" in (p.info["cwd"] or "")]
+    assert not left, "no process of a graded submission survives"
+
+
+def test_guard_restores_numpy_and_torch_testing():
+    import numpy
+    import torch
+
+    ns: dict = {}
+    exec(guard.prelude("_saved", guard.BASE), ns)
+    real = numpy.testing.assert_allclose, torch.testing.assert_close
+    try:
+        numpy.testing.assert_allclose = torch.testing.assert_close = lambda *a, **k: None
+        exec(guard.RESTORE.format(store="_saved"), ns)
+        assert (numpy.testing.assert_allclose, torch.testing.assert_close) == real
+        with pytest.raises(AssertionError):
+            numpy.testing.assert_allclose(1.0, 2.0)
+    finally:
+        numpy.testing.assert_allclose, torch.testing.assert_close = real
 
 
 def test_regrading_is_idempotent_and_parallel_matches_serial(course, released, tmp_path):
