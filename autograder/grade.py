@@ -51,6 +51,8 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     ``Result`` with the reason). One that breaks or exceeds its limits while grading gets 0
     for its tests, and the reason is kept in the Result and in its feedback notebook.
     ``limits``: ``wall_clock``, ``memory_mb``, ``threads`` of ``workers.Task``.
+    Graders are forked from a multiprocessing forkserver, so a script that calls this must
+    guard its entry point with ``if __name__ == "__main__":``.
     """
     results, tasks = [], []
     for student, assignment, path in find_submissions(folder):

@@ -1,19 +1,55 @@
-"""``python -m autograder.worker ROOT ASSIGNMENT STUDENT MEMORY_MB``: autograde one submission
-in a scratch course, under a memory cap that the student's kernel inherits (started by
-``autograder.workers.run_task``). Exits 1 with the reason on failure."""
+"""The process that autogrades one submission, forked from a warm server.
+
+``autograder.workers.run_task`` starts ``grade`` through multiprocessing's *forkserver*: the
+server imports nbgrader once, and each submission gets a fresh fork of it (milliseconds,
+instead of seconds of imports for a new interpreter), in its own session (so the kernel and
+everything it starts can be killed as one group), under a memory cap that the kernel inherits.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
 import resource
 import sys
+from pathlib import Path
 
-if __name__ == "__main__":
-    root, assignment, student, memory_mb = sys.argv[1:5]
+LOG = "grading.log"
+_context = None
+
+
+def context():
+    """The forkserver context, with nbgrader preloaded in the server."""
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["autograder.course"])
+    return _context
+
+
+def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[str, str]) -> None:
+    """Autograde ``submitted/<student>/<assignment>`` of the scratch course at ``root``.
+
+    Output goes to ``root/grading.log``; on failure the process exits 1 with the reason as
+    the log's last line.
+    """
+    os.setsid()
+    log = os.open(os.path.join(root, LOG), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
     cap = int(memory_mb) << 20
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    from pathlib import Path
-
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(root)
     from .course import Course, GradingError
 
     try:
         Course(Path(root)).autograde(assignment, student, release=False)
     except GradingError as e:
-        sys.exit(str(e))
+        print(e, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

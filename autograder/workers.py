@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ import nbformat
 
 from nbgrader.api import Gradebook
 
-from . import sandbox
+from . import sandbox, worker
 from .config import REPO
 from .course import Course
 
@@ -119,31 +118,28 @@ def run_task(task: Task) -> Outcome:
                    DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
                    **sandbox.kernelspec(root / "jupyter", [*task.hide, str(root / "gradebook.db")],
                                         task.readonly, root / "home", root.name))
-        cmd = [sys.executable, "-m", "autograder.worker", str(root), task.assignment, task.student,
-               str(task.memory_mb)]
-        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        timed_out = False
+        child = worker.context().Process(target=worker.grade, daemon=False, args=(
+            str(root), task.assignment, task.student, task.memory_mb, env))
+        child.start()
         try:
-            log, _ = proc.communicate(timeout=task.wall_clock)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the kernel and anything it started go too
-            log, timed_out = proc.communicate()[0], True
+            child.join(task.wall_clock)
+            timed_out = child.is_alive()
         finally:
             try:
-                os.killpg(proc.pid, signal.SIGKILL)  # leftovers of a finished run
+                os.killpg(child.pid, signal.SIGKILL)  # the kernel and anything it started go too
             except ProcessLookupError:
                 pass
+            child.join()
             forked = sandbox.remove_cgroup(root.name)  # and whatever left the process group
+        log = (root / worker.LOG).read_text(errors="replace") if (root / worker.LOG).exists() else ""
         if timed_out:
             out.error = f"grading stopped after the {task.wall_clock:g} s limit for one submission"
-        elif proc.returncode != 0:
-            out.error = log.decode(errors="replace").strip().splitlines()[-1] if log.strip() else \
-                f"grader exited with {proc.returncode}"
+        elif child.exitcode != 0:
+            out.error = log.strip().splitlines()[-1] if log.strip() else f"grader exited with {child.exitcode}"
         if forked:
             out.error = (f"{out.error}; " if out.error else "") + \
                 f"the submission started more than {sandbox.NPROC} processes (a fork bomb?)"
-        if timed_out or proc.returncode != 0:
+        if timed_out or child.exitcode != 0:
             return out
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
             sub = gb.find_submission(task.assignment, task.student)
