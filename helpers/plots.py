@@ -54,3 +54,17 @@ def plot_losses(runs: dict[str, list[dict]], ax=None, keys: tuple[str, str] = ("
     ax.set_ylabel("loss per image")
     ax.legend()
     return ax
+
+
+def scatter_latents(z: torch.Tensor, labels: torch.Tensor, ax=None, title: str | None = None, s: float = 2):
+    """Scatter 2-D latent codes ``z`` ``(n, 2)`` coloured by ``labels`` ``(n,)`` (ten classes),
+    with a colour bar; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    z = z.detach().float().cpu()
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels.cpu(), cmap="tab10", vmin=-0.5, vmax=9.5, s=s)
+    ax.figure.colorbar(points, ax=ax, ticks=range(10), label="label")
+    ax.set(xlabel="$z_1$", ylabel="$z_2$")
+    if title:
+        ax.set_title(title)
+    return ax

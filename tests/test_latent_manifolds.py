@@ -1,0 +1,323 @@
+"""Notebook 03 (latent manifolds): its tests tell right from wrong; its sliders decode live.
+
+In-process, as in tests/test_vae.py: a test cell of the source notebook (hidden tests
+included) runs in the reference namespace with one solution cell replaced by a planted
+mistake (the cell must raise) or by another correct implementation (it must pass). The
+widget callbacks of ``helpers.widgets`` are called without a browser, and the notebook's
+slider cells are run under and outside grading.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from autograder.solutions import cell_source, grade_in_process, load_solution
+from helpers import widgets
+
+AID = "03_latent_manifolds"
+
+
+def cell(gid: str) -> str:
+    return cell_source(AID, gid)
+
+
+def check(ns: dict, gid: str, source: str, right: bool) -> None:
+    earned = grade_in_process(AID, ns, source, tests=[gid])[gid]
+    assert (earned > 0) == right, f"{gid}: {'a correct answer lost' if right else 'a mistake kept'} its points"
+
+
+@pytest.fixture(scope="module")
+def given():
+    """The notebook's namespace up to the given models (no training)."""
+    return load_solution(AID, until="models")
+
+
+SWEEP = "import numpy as np\ndef latent_sweep(lo, hi, step):\n    {}\n"
+COUNT = "n = round((hi - lo) / step) + 1\n    "
+SWEEPS = {
+    "reference": (True, None),
+    "lo + i * step": (True, COUNT + "return (lo + step * torch.arange(n)).reshape(n, 1).float()"),
+    "arange to hi + step / 2": (True, "return torch.arange(lo, hi + step / 2, step).reshape(-1, 1)"),
+    "numpy linspace": (True, COUNT + "return torch.from_numpy(np.linspace(lo, hi, n)).float().reshape(n, 1)"),
+    "python list": (True, COUNT + "return torch.tensor([[lo + i * step] for i in range(n)])"),
+    "arange excludes hi": (False, "return torch.arange(lo, hi, step).reshape(-1, 1)"),
+    "arange to hi + step (float drift in the count)": (False, "return torch.arange(lo, hi + step, step).reshape(-1, 1)"),
+    "count truncated with int()": (False, "n = int((hi - lo) / step) + 1\n    return torch.linspace(lo, hi, n).reshape(n, 1)"),
+    "one point short": (False, "n = round((hi - lo) / step)\n    return torch.linspace(lo, hi, n).reshape(n, 1)"),
+    "flat (n,) instead of (n, 1)": (False, COUNT + "return torch.linspace(lo, hi, n)"),
+    "float64": (False, COUNT + "return torch.linspace(lo, hi, n, dtype=torch.float64).reshape(n, 1)"),
+}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_latent_sweep_cell(given, name):
+    right, body = SWEEPS[name]
+    check(given, "test_latent_sweep", cell("latent_sweep") if body is None else SWEEP.format(body), right)
+
+
+GRID = "def latent_grid(xs, ys):\n    {}\n"
+GRIDS = {
+    "reference": (True, None),
+    "loops": (True, "return torch.stack([torch.stack([x, y]) for y in ys.flip(0) for x in xs])"),
+    "repeat": (True, "return torch.stack([xs.repeat(len(ys)), ys.flip(0).repeat_interleave(len(xs))], dim=1)"),
+    "cartesian_prod": (True, "return torch.cartesian_prod(ys.flip(0), xs).reshape(-1, 2)[:, [1, 0]]"),
+    "meshgrid xy": (True, "z1, z2 = torch.meshgrid(xs, ys.flip(0), indexing='xy')\n"
+                          "    return torch.stack([z1, z2], -1).reshape(-1, 2)"),
+    "z2 grows downward": (False, "z2, z1 = torch.meshgrid(ys, xs, indexing='ij')\n"
+                                 "    return torch.stack([z1, z2], -1).reshape(-1, 2)"),
+    "rows and columns swapped (column-major)": (False, "z1, z2 = torch.meshgrid(xs, ys.flip(0), indexing='ij')\n"
+                                                       "    return torch.stack([z1, z2], -1).reshape(-1, 2)"),
+    "coordinates swapped": (False, "z2, z1 = torch.meshgrid(ys.flip(0), xs, indexing='ij')\n"
+                                   "    return torch.stack([z2, z1], -1).reshape(-1, 2)"),
+    "z1 grows to the left": (False, "z2, z1 = torch.meshgrid(ys.flip(0), xs.flip(0), indexing='ij')\n"
+                                    "    return torch.stack([z1, z2], -1).reshape(-1, 2)"),
+    "itertools.product(xs, ys)": (False, "import itertools\n"
+                                         "    return torch.tensor([[x, y] for x, y in itertools.product(xs.tolist(), ys.flip(0).tolist())])"),
+}
+
+
+@pytest.mark.parametrize("name", GRIDS)
+def test_latent_grid_cell(given, name):
+    right, body = GRIDS[name]
+    check(given, "test_latent_grid", cell("latent_grid") if body is None else GRID.format(body), right)
+
+
+PERCENTILE = "def percentile_grid(n):\n    {}\n"
+MIDPOINTS = "p = (torch.arange(n) + 0.5) / n\n    "
+PERCENTILES = {
+    "reference": (True, None),
+    "torch.special.ndtri": (True, MIDPOINTS + "return torch.special.ndtri(p)"),
+    "erfinv in float64": (True, "p = (torch.arange(n, dtype=torch.float64) + 0.5) / n\n"
+                                "    return (2 ** 0.5 * torch.erfinv(2 * p - 1)).float()"),
+    "statistics.NormalDist": (True, "from statistics import NormalDist\n"
+                                    "    return torch.tensor([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)])"),
+    "linspace of midpoints": (True, "return Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n))"),
+    "probabilities 0 and 1 included (icdf = -inf, inf)": (False, "return Normal(0.0, 1.0).icdf(torch.linspace(0, 1, n))"),
+    "i / n (icdf(0) = -inf)": (False, "return Normal(0.0, 1.0).icdf(torch.arange(n) / n)"),
+    "clamped away from 0 and 1": (False, "return Normal(0.0, 1.0).icdf(torch.linspace(0, 1, n).clamp(1e-3, 1 - 1e-3))"),
+    "(i + 1) / (n + 1)": (False, "return Normal(0.0, 1.0).icdf((torch.arange(n) + 1) / (n + 1))"),
+    "erfinv without its scaling": (False, MIDPOINTS + "return torch.erfinv(p)"),
+    "erfinv without sqrt 2": (False, MIDPOINTS + "return torch.erfinv(2 * p - 1)"),
+    "the probabilities, not the quantiles": (False, MIDPOINTS + "return p"),
+    "float64": (False, "return Normal(0.0, 1.0).icdf((torch.arange(n, dtype=torch.float64) + 0.5) / n)"),
+}
+
+
+@pytest.mark.parametrize("name", PERCENTILES)
+def test_percentile_grid_cell(given, name):
+    right, body = PERCENTILES[name]
+    check(given, "test_percentile_grid", cell("percentile_grid") if body is None else PERCENTILE.format(body), right)
+
+
+INTERPOLATE = "def interpolate(z0, z1, n):\n    {}\n"
+SLERP = """t = torch.linspace(0, 1, n).unsqueeze(1)
+    omega = torch.arccos(((z0 / z0.norm()) @ (z1 / z1.norm())).clamp(-1, 1))
+    return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)"""
+INTERPOLATES = {
+    "reference": (True, None),
+    "torch.lerp": (True, "return torch.lerp(z0, z1, torch.linspace(0, 1, n).unsqueeze(1))"),
+    "z0 + t (z1 - z0)": (True, "return z0 + (torch.arange(n) / (n - 1)).unsqueeze(1) * (z1 - z0)"),
+    "list of rows": (True, "return torch.stack([z0 + k / (n - 1) * (z1 - z0) for k in range(n)])"),
+    "misses z1 (t = k / n)": (False, "return z0 + (torch.arange(n) / n).unsqueeze(1) * (z1 - z0)"),
+    "n - 1 points": (False, "t = torch.linspace(0, 1, n - 1).unsqueeze(1)\n    return (1 - t) * z0 + t * z1"),
+    "n + 1 points": (False, "t = torch.linspace(0, 1, n + 1).unsqueeze(1)\n    return (1 - t) * z0 + t * z1"),
+    "from z1 to z0": (False, "t = torch.linspace(0, 1, n).unsqueeze(1)\n    return t * z0 + (1 - t) * z1"),
+    "spherical (slerp)": (False, SLERP),
+    "transposed (dim, n)": (False, "t = torch.linspace(0, 1, n).unsqueeze(1)\n    return ((1 - t) * z0 + t * z1).T"),
+}
+
+
+@pytest.mark.parametrize("name", INTERPOLATES)
+def test_interpolate_cell(given, name):
+    right, body = INTERPOLATES[name]
+    check(given, "test_interpolate", cell("interpolate") if body is None else INTERPOLATE.format(body), right)
+
+
+REC_ONLY = "class RecOnlyVAE(VAE):\n    def loss(self, x):\n        m, v = self.enc.encode(x)\n        {}\n"
+SAMPLE = "z = m + v.sqrt() * torch.randn_like(m)\n        "
+RECS = {
+    "reference": (True, None),
+    "the bound's rec term": (True, "return self.negative_elbo_bound(x)[2]"),
+    "binary_cross_entropy_with_logits": (True, SAMPLE + "return torch.nn.functional.binary_cross_entropy_with_logits("
+                                                        "self.dec.decode(z), x, reduction='sum') / len(x)"),
+    "Normal.rsample": (True, "z = Normal(m, v.sqrt()).rsample()\n"
+                             "        return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"),
+    "KL still in": (False, "return self.negative_elbo_bound(x)[0]"),
+    "decodes the mean (an autoencoder)": (False, "return -Bernoulli(logits=self.dec.decode(m)).log_prob(x).sum(-1).mean()"),
+    "detached sample": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z.detach())).log_prob(x).sum(-1).mean()"),
+    "v as standard deviation": (False, "z = m + v * torch.randn_like(m)\n"
+                                       "        return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"),
+    "uniform noise": (False, "z = m + v.sqrt() * torch.rand_like(m)\n"
+                             "        return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"),
+    "sum over the batch": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum()"),
+    "mean over pixels": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).mean()"),
+    "log-likelihood instead of its negative": (False, SAMPLE + "return Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"),
+    "the whole tuple": (False, SAMPLE + "rec = -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()\n"
+                                        "        return rec, {'rec': rec}"),
+}
+
+
+@pytest.mark.parametrize("name", RECS)
+def test_reconstruction_only_cell(given, name):
+    right, body = RECS[name]
+    check(given, "test_reconstruction_only", cell("reconstruction_only") if body is None else REC_ONLY.format(body), right)
+
+
+def test_reference_test_cells_write_nothing_to_stderr(given):
+    """nbgrader gives 0 to a test cell with stderr output: no warnings, no progress bars."""
+    ns = dict(given)
+    for gid in ("latent_sweep", "latent_grid", "percentile_grid", "reconstruction_only", "interpolate"):
+        exec(compile(cell(gid), gid, "exec"), ns)
+    for gid in ("test_latent_sweep", "test_latent_grid", "test_percentile_grid", "test_reconstruction_only",
+                "test_interpolate"):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exec(compile(cell(gid), gid, "exec"), dict(ns))
+        assert not err.getvalue() and not caught, f"{gid}: {err.getvalue()!r} {[str(w.message) for w in caught]}"
+
+
+# --- widgets: the pure callback, the views, and the notebook's slider cells -----------------
+
+class Recorder:
+    """A decoder that records its inputs and returns an image that depends on z (and y)."""
+
+    def __init__(self):
+        self.calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+
+    def __call__(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls.append((z.clone(), None if y is None else y.clone()))
+        level = torch.sigmoid(z.sum(-1, keepdim=True) + (0 if y is None else y.float().unsqueeze(-1)))
+        ramp = torch.linspace(0, 1, 784)  # pixel (r, c) = (r * 28 + c) / 783: shows orientation
+        return (level * ramp).reshape(len(z), 784)
+
+
+def pixels(png: bytes) -> torch.Tensor:
+    img = Image.open(io.BytesIO(png))
+    assert img.format == "PNG" and img.mode == "L"
+    return torch.from_numpy(np.asarray(img, dtype=np.float32))
+
+
+def test_render_decodes_one_code_into_a_png():
+    decode = Recorder()
+    png = widgets.render(decode, [0.5, -1.0], scale=3)
+    (z, y), = decode.calls
+    assert z.shape == (1, 2) and z.dtype == torch.float32 and torch.equal(z, torch.tensor([[0.5, -1.0]])) and y is None
+    img = pixels(png)
+    assert img.shape == (84, 84), "28 x 28 pixels, each a 3 x 3 block"
+    want = (decode(torch.tensor([[0.5, -1.0]])).reshape(28, 28) * 255).round()
+    assert torch.equal(img[::3, ::3], want) and torch.equal(img[2::3, 2::3], want), "pixel (r, c) of the decoded image"
+    assert widgets.render(decode, torch.tensor([0.7, -1.0])) != widgets.render(decode, [0.5, -1.0])
+
+
+def test_render_passes_the_label_to_a_conditional_decoder():
+    decode = Recorder()
+    a, b = widgets.render(decode, [0.0], label=3), widgets.render(decode, [0.0], label=7)
+    assert [int(y) for _, y in decode.calls] == [3, 7] and all(y.shape == (1,) and y.dtype == torch.int64
+                                                               for _, y in decode.calls)
+    assert a != b
+
+
+def test_1d_slider_redecodes_when_moved():
+    decode = Recorder()
+    view = widgets.latent_slider(decode, lo=-1.5, hi=1.5, step=0.03)
+    (slider,), dropdown, image = widgets.controls(view)
+    assert dropdown is None and list(view.children) == [slider, image]
+    assert "dgm-slider-z" in slider._dom_classes and "dgm-decoded" in image._dom_classes
+    assert isinstance(slider, ipywidgets.FloatSlider) and isinstance(image, ipywidgets.Image)
+    assert (slider.min, slider.max, slider.step, slider.value) == (-1.5, 1.5, 0.03, 0.0)
+    assert image.format == "png" and image.value == widgets.render(Recorder(), [0.0]), "an image before any move"
+    before = image.value
+    slider.value = 0.6
+    assert torch.allclose(decode.calls[-1][0], torch.tensor([[0.6]])), "decodes the slider's value"
+    assert image.value != before and image.value == widgets.render(Recorder(), [0.6])
+
+
+def test_2d_sliders_decode_z1_and_z2_in_order():
+    decode = Recorder()
+    view = widgets.latent_xy(decode, lo=-3, hi=3, step=0.05)
+    (s1, s2), dropdown, image = widgets.controls(view)
+    assert dropdown is None
+    assert "dgm-slider-z1" in s1._dom_classes and "dgm-slider-z2" in s2._dom_classes and "dgm-decoded" in image._dom_classes
+    seen = [image.value]
+    s1.value = 1.0
+    seen.append(image.value)
+    s2.value = -2.5
+    seen.append(image.value)
+    assert torch.allclose(decode.calls[-2][0], torch.tensor([[1.0, 0.0]]))
+    assert torch.allclose(decode.calls[-1][0], torch.tensor([[1.0, -2.5]])), "z = (z1, z2), in that order"
+    assert len(set(seen)) == 3, "every move replaces the image bytes"
+
+
+@pytest.mark.parametrize("labels", [range(10), {"zero": 0, "one": 1, "nine": 9}])
+def test_label_dropdown_conditions_the_decoder(labels):
+    decode = Recorder()
+    view = widgets.latent_xy(decode, labels=labels)
+    sliders, dropdown, image = widgets.controls(view)
+    assert "dgm-label" in dropdown._dom_classes and len(sliders) == 2
+    assert int(decode.calls[-1][1]) == 0, "starts at the first label"
+    before = image.value
+    dropdown.value = 9
+    assert int(decode.calls[-1][1]) == 9 and image.value != before
+    sliders[0].value = 0.5
+    z, y = decode.calls[-1]
+    assert torch.allclose(z, torch.tensor([[0.5, 0.0]])) and int(y) == 9, "the label stays when a slider moves"
+
+
+class Model:
+    """Stands in for a trained VAE in the slider cells."""
+
+    compute_sigmoid_given = staticmethod(Recorder())
+
+
+@pytest.mark.parametrize("gid, classes", [("slider-1d", {"dgm-slider-z"}), ("slider-2d", {"dgm-slider-z1", "dgm-slider-z2"})])
+@pytest.mark.parametrize("grading", [False, True])
+def test_slider_cells_show_the_widget_or_a_static_figure(monkeypatch, gid, classes, grading):
+    import matplotlib.pyplot as plt
+
+    from helpers import plots, runtime
+
+    if grading:
+        monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    else:
+        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    shown = []
+    ns = {"torch": torch, "plt": plt, "plots": plots, "runtime": runtime, "widgets": widgets,
+          "display": shown.append, "vae1": Model(), "vae2": Model()}
+    plt.close("all")
+    exec(compile(cell(gid), gid, "exec"), ns)
+    if grading:
+        assert not shown, "under grading no widget is displayed"
+    else:
+        (view,) = shown
+        sliders, _, image = widgets.controls(view)
+        assert {c for s in sliders for c in s._dom_classes} == classes and "dgm-decoded" in image._dom_classes
+    plt.close("all")
+
+
+def test_every_training_is_checkpointed_and_reused(tmp_path, monkeypatch):
+    """A grading-mode run saves every model; a later full run with DGM_REUSE_CHECKPOINTS=1 runs
+    every cell without training (the contract with the browser test) and writes both figures."""
+    monkeypatch.chdir(tmp_path)
+    load_solution(AID)
+    saved = sorted(p.name for p in (tmp_path / "results").glob("*.pt"))
+    assert saved == ["ae_z2.pt", "rec_only_z1.pt", "vae_z1.pt", "vae_z2.pt"]
+    for name in ("manifold_digits.png", "manifold.png"):
+        (tmp_path / "results" / name).unlink()
+
+    import helpers.train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although a checkpoint was there")
+    monkeypatch.setattr(helpers.train, "train_vae", no_training)
+    monkeypatch.setenv("DGM_REUSE_CHECKPOINTS", "1")
+    ns = load_solution(AID, grading=False)
+    assert ns["ITERATIONS"] > 1_000, "the full budget, yet nothing trained"
+    assert (tmp_path / "results" / "manifold_digits.png").is_file() and (tmp_path / "results" / "manifold.png").is_file()
