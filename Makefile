@@ -8,7 +8,7 @@ DATA_MIRROR ?= ../shared/data
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup data release workspace lab test selfcheck bench clean
+.PHONY: setup data browser release workspace lab test selfcheck bench clean
 
 setup: $(STAMP) data
 
@@ -28,15 +28,22 @@ data: $(STAMP)
 release: setup
 	$(PY) -m autograder release
 
+# Chromium for the browser tests (tests/test_browser.py, driven by Playwright): Debian's package,
+# installed when missing and we are root; otherwise those tests are skipped and say why.
+browser:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "Chromium is not installed and cannot be installed here: the browser tests will be skipped."
+
 # The student's copy of the release: new notebooks are added, edited ones are never overwritten.
 workspace: release
-	mkdir -p workspace
-	cp -rn release/. workspace/
+	$(PY) -m autograder.lab --no-start
 
-lab: workspace
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=workspace $(LAB_ARGS)
+# JupyterLab on the workspace (nbgrader's Assignments tab and Validate button, ipywidgets).
+lab: release
+	$(PY) -m autograder.lab $(LAB_ARGS)
 
-test: setup
+test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 selfcheck: setup

@@ -10,3 +10,5 @@ import os
 c = get_config()  # noqa: F821 (provided by Jupyter's config loader)
 c.CourseDirectory.course_id = "dgm"
 c.Exchange.root = os.environ.get("DGM_EXCHANGE", "/srv/nbgrader/exchange")
+# Validate runs whole notebooks, training cells included: allow them the time they need.
+c.Execute.timeout = int(os.environ.get("DGM_CELL_TIMEOUT", 600))

@@ -236,8 +236,9 @@ def checkpointed(model: nn.Module, path: str | Path, fit: Callable[[nn.Module], 
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             print(f"loaded saved weights from {path} (delete the file or set reuse=False to retrain)")
             return model.eval()
-        except (RuntimeError, ValueError, EOFError) as e:
-            print(f"{path} does not fit this model ({str(e).splitlines()[0]}); training anew")
+        except Exception as e:  # another architecture, or a file cut short while saving
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+            print(f"{path} cannot be loaded into this model ({reason}); training anew")
     fit(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
