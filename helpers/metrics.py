@@ -8,6 +8,10 @@ With ``x`` features of one image set and ``y`` of another, each summarised by a 
 On Inception features this is the FID; here the features are the penultimate layer of a
 small classifier (``helpers.classifier``), so values are comparable only within this course.
 All arithmetic is in float64.
+
+Notebook 04 adds the reconstruction figures (MSE, SSIM), a per-class FID on pixels, the
+compression bonus and the course's two grade formulas (``reconstruction_points``,
+``generation_points``).
 """
 from __future__ import annotations
 
@@ -59,3 +63,127 @@ def classifier_frechet(images_a: torch.Tensor, images_b: torch.Tensor,
     """
     model = model or _classifier.load(name)
     return frechet_distance(_classifier.features(model, images_a), _classifier.features(model, images_b))
+
+
+# --- Notebook 04: reconstruction and conditional-generation figures, and the two grade formulas ---
+#
+# Images are ``(batch, 28, 28)``, ``(batch, 784)`` or ``(batch, 1, 28, 28)`` with values in [0, 1].
+
+def _images(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as ``(batch, 1, 28, 28)`` float64."""
+    return x.detach().reshape(len(x), 1, 28, 28).to(torch.float64)
+
+
+def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image, ``(batch,)`` (mean over the 784 pixels)."""
+    return (_images(x) - _images(y)).pow(2).mean((1, 2, 3))
+
+
+def gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The normalised ``(size, size)`` Gaussian window of SSIM, float64."""
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    w = torch.outer(g, g)
+    return w / w.sum()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, size: int = 11,
+         sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity of Wang et al. (2004) per image pair, ``(batch,)``.
+
+    Local means, variances and the covariance are weighted by a ``size`` x ``size`` Gaussian
+    window (``sigma`` 1.5); at each position where the window fits in the image ("valid"
+    filtering, as in the authors' reference code; 18 x 18 positions on 28 x 28 images)
+
+        SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x^2 + s_y^2 + C2)),
+
+    with C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = ``data_range``; the figure is the mean over
+    positions. 1 for identical images; symmetric in ``x`` and ``y``.
+    """
+    x, y = _images(x), _images(y)
+    w = gaussian_window(size, sigma)[None, None]
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(t, w)
+
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y = blur(x * x) - mu_x ** 2, blur(y * y) - mu_y ** 2
+    cov = blur(x * y) - mu_x * mu_y
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return s.mean((1, 2, 3))
+
+
+def per_class_fid(real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor,
+                  fake_labels: torch.Tensor, classes: int = 10) -> float:
+    """The simplified per-class FID: pixel statistics instead of network features.
+
+    For each class k, fit a Gaussian with diagonal covariance to the pixels of the real images
+    of class k (mean ``mu_r`` and unbiased variance ``v_r`` per pixel, ``(784,)``) and to the
+    generated images of class k (``mu_g``, ``v_g``); their Fréchet distance is
+
+        d_k = |mu_r - mu_g|^2 + sum_j (sqrt(v_r,j) - sqrt(v_g,j))^2.
+
+    Returns the mean of ``d_k`` over the classes. ``real`` ``(n, ...)`` with ``real_labels``
+    ``(n,)``, ``fake`` ``(m, ...)`` with ``fake_labels`` ``(m,)``; every class needs at least
+    two images in each set. 0 for a set compared with itself; smaller is better.
+    """
+    real, fake = _images(real).flatten(1), _images(fake).flatten(1)
+    total = 0.0
+    for k in range(classes):
+        a, b = real[real_labels == k], fake[fake_labels == k]
+        if len(a) < 2 or len(b) < 2:
+            raise ValueError(f"class {k}: need at least two real and two generated images")
+        total += float((a.mean(0) - b.mean(0)).pow(2).sum() + (a.var(0).sqrt() - b.var(0).sqrt()).pow(2).sum())
+    return total / classes
+
+
+def compression_bonus(latent_dim: int, pixels: int = 784) -> float:
+    """``0.2 + (1 - latent_dim / pixels)``: 1.197 for a 2-d code, 1.0 at 157 dimensions,
+    0.2 without compression (``latent_dim = 784``)."""
+    if not 1 <= latent_dim <= pixels:
+        raise ValueError(f"latent_dim must be between 1 and {pixels}, got {latent_dim}")
+    return 0.2 + (1 - latent_dim / pixels)
+
+
+def ramp(value: float, zero: float, full: float) -> float:
+    """0 at ``zero``, 1 at ``full``, linear in between and clipped to [0, 1]
+    (``full`` may be below ``zero``: smaller is better)."""
+    return min(1.0, max(0.0, (value - zero) / (full - zero)))
+
+
+# The course's thresholds, to be aligned with the lab guide. Calibrated on notebook 04's reference
+# CVAE (latent_dim 4) trained with the grading budget (3 epochs), 4 training seeds: MSE 0.0287-0.0290,
+# SSIM 0.618-0.626, per-class FID 11.7-12.5, accuracy 0.86-0.92 (100 images per class); a model
+# that ignores the label: accuracy 0.09, FID 23.6; an untrained one: SSIM 0.00, FID 175.
+SSIM_ZERO, SSIM_FULL = 0.25, 0.60     # SSIM of reconstructions: no points at 0.25, all at 0.60
+MSE_ZERO, MSE_FULL = 0.060, 0.030     # MSE of reconstructions: no points at 0.060, all at 0.030
+FID_ZERO, FID_FULL = 30.0, 15.0       # per-class FID of generated images: none at 30, all at 15
+ACC_ZERO, ACC_FULL = 0.10, 0.75       # LeNet accuracy on generated images (0.10: chance)
+RECONSTRUCTION_MAX, GENERATION_MAX = 10.0, 30.0
+
+
+def reconstruction_points(ssim_value: float, mse_value: float, latent_dim: int) -> float:
+    """Points of the reconstruction (VAE) task, out of 10:
+
+        min(10, 10 * (ramp(SSIM, 0.25, 0.60) + ramp(MSE, 0.060, 0.030)) / 2 * compression_bonus(latent_dim))
+
+    i.e. the mean of an SSIM score and an MSE score (each in [0, 1]), scaled by the compression
+    bonus ``0.2 + (1 - latent_dim / 784)`` and capped at 10. A 16-d code (bonus 1.18) needs a
+    quality of 0.85 for full marks; with more than 157 latent dimensions full marks are out of reach.
+    """
+    quality = (ramp(ssim_value, SSIM_ZERO, SSIM_FULL) + ramp(mse_value, MSE_ZERO, MSE_FULL)) / 2
+    return min(RECONSTRUCTION_MAX, RECONSTRUCTION_MAX * quality * compression_bonus(latent_dim))
+
+
+def generation_points(fid_value: float, accuracy: float) -> float:
+    """Points of the conditional-generation task, out of 30:
+
+        min(30, 30 * ramp(per-class FID, 30, 15) * ramp(accuracy, 0.10, 0.75))
+
+    the product of a sample-quality score (per-class FID, ``per_class_fid``) and a label score
+    (the fraction of generated digits the course classifier calls the requested label). A
+    model that ignores the label is at chance accuracy and earns nothing.
+    """
+    return min(GENERATION_MAX, GENERATION_MAX * ramp(fid_value, FID_ZERO, FID_FULL)
+               * ramp(accuracy, ACC_ZERO, ACC_FULL))

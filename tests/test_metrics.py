@@ -74,3 +74,152 @@ def test_samples_approach_the_gaussian_value():
 def test_needs_two_samples():
     with pytest.raises(ValueError):
         metrics.frechet_distance(torch.zeros(1, 3), torch.zeros(5, 3))
+
+
+# --- notebook 04: MSE, SSIM, the per-class FID, the compression bonus and the grade formulas ---
+
+def digits(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    from helpers import data
+    x, y = data.fixed_test_subset("mnist", per_class=n)
+    return x.reshape(-1, 28, 28), y
+
+
+def ssim_by_loops(a: torch.Tensor, b: torch.Tensor) -> float:
+    """SSIM of two 28 x 28 images written out as Wang et al. define it: plain Python loops over
+    every 11 x 11 window position, Gaussian weights (sigma 1.5) normalised to sum 1."""
+    g = [[math.exp(-((i - 5) ** 2 + (j - 5) ** 2) / (2 * 1.5 ** 2)) for j in range(11)] for i in range(11)]
+    total = sum(map(sum, g))
+    w = [[v / total for v in row] for row in g]
+    a, b = a.double().tolist(), b.double().tolist()
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    values = []
+    for r in range(28 - 10):
+        for c in range(28 - 10):
+            cells = [(w[i][j], a[r + i][c + j], b[r + i][c + j]) for i in range(11) for j in range(11)]
+            mx = sum(k * p for k, p, _ in cells)
+            my = sum(k * q for k, _, q in cells)
+            vx = sum(k * (p - mx) ** 2 for k, p, _ in cells)
+            vy = sum(k * (q - my) ** 2 for k, _, q in cells)
+            cxy = sum(k * (p - mx) * (q - my) for k, p, q in cells)
+            values.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2)))
+    return sum(values) / len(values)
+
+
+def test_ssim_of_an_image_with_itself_is_one():
+    x, _ = digits()
+    assert torch.allclose(metrics.ssim(x, x), torch.ones(len(x), dtype=torch.float64), atol=1e-12)
+    noise = torch.rand(5, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(metrics.ssim(noise, noise), torch.ones(5, dtype=torch.float64), atol=1e-12)
+
+
+def test_ssim_matches_a_direct_computation():
+    x, _ = digits(1)
+    gen = torch.Generator().manual_seed(3)
+    y = (x + 0.2 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    got = metrics.ssim(x[:3], y[:3])
+    for i in range(3):
+        assert float(got[i]) == pytest.approx(ssim_by_loops(x[i], y[i]), abs=1e-9)
+
+
+def test_ssim_of_constant_images_by_hand():
+    # no variance anywhere: SSIM = (2ab + C1) / (a^2 + b^2 + C1) at every position
+    a, b = 0.5, 0.25
+    got = metrics.ssim(torch.full((1, 28, 28), a), torch.full((1, 28, 28), b))
+    assert float(got) == pytest.approx((2 * a * b + 1e-4) / (a * a + b * b + 1e-4), rel=1e-10)
+
+
+def test_ssim_is_symmetric_accepts_all_shapes_and_drops_under_noise():
+    x, _ = digits()
+    gen = torch.Generator().manual_seed(1)
+    noisy = [(x + s * torch.randn(x.shape, generator=gen)).clamp(0, 1) for s in (0.05, 0.2, 0.5)]
+    assert torch.allclose(metrics.ssim(x, noisy[1]), metrics.ssim(noisy[1], x), atol=1e-12)
+    assert torch.allclose(metrics.ssim(x.reshape(-1, 784), noisy[1].reshape(-1, 1, 28, 28)), metrics.ssim(x, noisy[1]))
+    means = [float(metrics.ssim(x, n).mean()) for n in noisy]
+    assert 1 > means[0] > means[1] > means[2] > 0, means
+    # a shifted copy loses structure as well
+    assert float(metrics.ssim(x, torch.roll(x, 3, dims=2)).mean()) < 0.6
+
+
+def test_gaussian_window():
+    w = metrics.gaussian_window()
+    assert w.shape == (11, 11) and float(w.sum()) == pytest.approx(1.0, abs=1e-12)
+    assert torch.allclose(w, w.T) and w.argmax() == 5 * 11 + 5
+    # ratio of neighbouring weights on the axis: exp(-(1 - 0) / (2 sigma^2))
+    assert float(w[5, 6] / w[5, 5]) == pytest.approx(math.exp(-1 / (2 * 1.5 ** 2)), rel=1e-12)
+
+
+def test_mse_by_hand():
+    x = torch.zeros(2, 28, 28)
+    y = torch.zeros(2, 28, 28)
+    y[0, :14] = 0.5  # half the pixels off by 0.5
+    got = metrics.mse(x, y)
+    assert got.shape == (2,) and got.tolist() == pytest.approx([0.125, 0.0])
+
+
+def test_per_class_fid_of_a_set_with_itself_is_zero():
+    x, y = digits()
+    assert metrics.per_class_fid(x, y, x, y) == pytest.approx(0.0, abs=1e-12)
+    # the order of the images does not matter
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    assert metrics.per_class_fid(x, y, x[perm], y[perm]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_per_class_fid_is_the_mean_diagonal_frechet_distance():
+    x, y = digits()
+    gen = torch.Generator().manual_seed(2)
+    fake = (x + 0.3 * torch.rand(x.shape, generator=gen)).clamp(0, 1)
+    want = []  # the trace form of the Fréchet distance: |mu_a - mu_b|^2 + tr A + tr B - 2 tr (A^1/2 B A^1/2)^1/2
+    for k in range(10):
+        a, b = x[y == k].reshape(-1, 784).double(), fake[y == k].reshape(-1, 784).double()
+        va, vb = a.var(0), b.var(0)
+        want.append(float((a.mean(0) - b.mean(0)).pow(2).sum() + va.sum() + vb.sum() - 2 * (va * vb).sqrt().sum()))
+    assert metrics.per_class_fid(x, y, fake, y) == pytest.approx(sum(want) / 10, rel=1e-8)
+    # one class: the general Fréchet distance of helpers.metrics with diagonal covariances
+    a, b = x[y == 4].reshape(-1, 784).double(), fake[y == 4].reshape(-1, 784).double()
+    one = metrics.gaussian_frechet(a.mean(0), torch.diag(a.var(0)), b.mean(0), torch.diag(b.var(0)))
+    zeros = torch.zeros(len(a), dtype=torch.long)
+    assert metrics.per_class_fid(a, zeros, b, zeros, classes=1) == pytest.approx(one, rel=1e-6)
+    # a constant shift c of every pixel moves only the means: 784 c^2
+    assert metrics.per_class_fid(x, y, x.double() + 0.1, y) == pytest.approx(784 * 0.01, rel=1e-9)
+    # images of the wrong class are far away
+    assert metrics.per_class_fid(x, y, x, (y + 1) % 10) > 2 * metrics.per_class_fid(x, y, fake, y)
+
+
+def test_per_class_fid_needs_every_class():
+    x, y = digits()
+    with pytest.raises(ValueError):
+        metrics.per_class_fid(x, y, x[y != 3], y[y != 3])
+
+
+def test_compression_bonus():
+    assert metrics.compression_bonus(784) == pytest.approx(0.2)
+    assert metrics.compression_bonus(2) == pytest.approx(0.2 + 1 - 2 / 784)
+    assert metrics.compression_bonus(392) == pytest.approx(0.7)
+    for bad in (0, 785):
+        with pytest.raises(ValueError):
+            metrics.compression_bonus(bad)
+
+
+def test_ramp():
+    assert [metrics.ramp(v, 0.2, 0.6) for v in (0.0, 0.2, 0.3, 0.6, 0.9)] == pytest.approx([0, 0, 0.25, 1, 1])
+    assert [metrics.ramp(v, 30, 13) for v in (40, 30, 21.5, 13, 5)] == pytest.approx([0, 0, 0.5, 1, 1])
+
+
+def test_reconstruction_points_by_hand():
+    # SSIM halfway (0.425) and MSE halfway (0.045): quality 0.5; latent 392: bonus 0.7 -> 3.5
+    assert metrics.reconstruction_points(0.425, 0.045, 392) == pytest.approx(3.5)
+    # full quality with a 157-d code: 10 * 1 * (1.2 - 157/784)
+    assert metrics.reconstruction_points(0.9, 0.01, 157) == pytest.approx(10 * (1.2 - 157 / 784))
+    # capped at 10; nothing below both thresholds; SSIM alone gives half the quality
+    assert metrics.reconstruction_points(0.9, 0.01, 4) == 10.0
+    assert metrics.reconstruction_points(0.2, 0.07, 4) == 0.0
+    assert metrics.reconstruction_points(0.6, 0.07, 784) == pytest.approx(10 * 0.5 * 0.2)
+
+
+def test_generation_points_by_hand():
+    # FID halfway (22.5) and accuracy halfway (0.425): 30 * 0.5 * 0.5
+    assert metrics.generation_points(22.5, 0.425) == pytest.approx(7.5)
+    assert metrics.generation_points(5.0, 0.99) == 30.0
+    assert metrics.generation_points(5.0, 0.10) == 0.0, "chance accuracy earns nothing"
+    assert metrics.generation_points(35.0, 0.99) == 0.0
+    assert metrics.generation_points(15.0, 0.425) == pytest.approx(15.0)
