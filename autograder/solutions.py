@@ -100,3 +100,10 @@ def grade_in_process(assignment: str, ns: dict[str, Any], answer: str | None = N
             except Exception:
                 earned[gid] = 0.0
     return earned
+
+
+def assert_graded(assignment: str, ns: dict[str, Any], gid: str, answer: str, right: bool) -> None:
+    """Tests of the tests: test cell ``gid`` must give the student's cell ``answer`` its points
+    if ``right`` (another correct implementation) and none if not (a planted mistake)."""
+    earned = grade_in_process(assignment, ns, answer, tests=[gid])[gid]
+    assert (earned > 0) == right, f"{gid}: {'a correct answer lost' if right else 'a mistake kept'} its points"

@@ -7,10 +7,12 @@ has the KL's sign flipped loses the VAE cells and keeps the autoencoder's.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
-from autograder.solutions import cell_source, grade_in_process, load_solution
+from autograder.solutions import assert_graded, cell_source, load_solution
 
 AID = "01_autoencoder"
 
@@ -19,9 +21,7 @@ def cell(gid: str) -> str:
     return cell_source(AID, gid)
 
 
-def check(ns: dict, gid: str, source: str, right: bool) -> None:
-    earned = grade_in_process(AID, ns, source, tests=[gid])[gid]
-    assert (earned > 0) == right, f"{gid}: {'a correct answer lost' if right else 'a mistake kept'} its points"
+check = partial(assert_graded, AID)  # check(ns, gid, answer, right)
 
 
 @pytest.fixture(scope="module")

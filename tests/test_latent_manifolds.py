@@ -8,6 +8,8 @@ slider cells are run under and outside grading.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import contextlib
 import io
 import warnings
@@ -18,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from autograder.solutions import cell_source, grade_in_process, load_solution
+from autograder.solutions import assert_graded, cell_source, load_solution
 from helpers import widgets
 
 AID = "03_latent_manifolds"
@@ -28,9 +30,7 @@ def cell(gid: str) -> str:
     return cell_source(AID, gid)
 
 
-def check(ns: dict, gid: str, source: str, right: bool) -> None:
-    earned = grade_in_process(AID, ns, source, tests=[gid])[gid]
-    assert (earned > 0) == right, f"{gid}: {'a correct answer lost' if right else 'a mistake kept'} its points"
+check = partial(assert_graded, AID)  # check(ns, gid, answer, right)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,13 @@ quality test, scored by ``autograder.evaluate``, must fail them.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 from autograder import evaluate as trusted
-from autograder.solutions import cell_source, grade_in_process, load_solution, with_answer
+from autograder.solutions import assert_graded, cell_source, load_solution, with_answer
 
 AID = "02_vae"
 
@@ -25,9 +27,7 @@ def run_test_cell(ns: dict, gid: str) -> None:
     exec(compile(cell(gid), f"<{AID} {gid}>", "exec"), dict(ns))
 
 
-def check(ns: dict, gid: str, source: str, right: bool) -> None:
-    earned = grade_in_process(AID, ns, source, tests=[gid])[gid]
-    assert (earned > 0) == right, f"{gid}: {'a correct answer lost' if right else 'a mistake kept'} its points"
+check = partial(assert_graded, AID)  # check(ns, gid, answer, right)
 
 
 @pytest.fixture(scope="module")
