@@ -1,5 +1,6 @@
 """Keep a submission from faking its tests by monkey-patching (``torch.allclose = lambda
-*a, **k: True``, ``torch.Tensor.mean = ...``, ``sp.simplify = ...``, ``torch = Fake()``).
+*a, **k: True``, ``torch.Tensor.mean = ...``, ``sp.simplify = ...``, ``torch = Fake()``,
+``helpers.metrics.ssim = ...``).
 
 At autograde time a first cell saves the functions of the modules that tests use, under a
 name drawn afresh for each run, and every test cell starts by putting them back, dropping
@@ -18,7 +19,10 @@ from traitlets import Bool
 from .solutions import is_test_cell
 
 BASE = ["builtins", "math", "numpy", "numpy.testing", "torch", "torch.testing"]
-OPTIONAL = ["sympy", "mpmath"]  # saved only where the notebook uses them (import cost)
+# Saved only where the notebook names them (import cost): libraries, and the course's own code
+# that hidden tests score with (a patched ``helpers.metrics.ssim`` must not fake a grade).
+OPTIONAL = ["sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate",
+            "autograder.conditional"]
 NAMES = {"torch": "torch", "np": "numpy", "numpy": "numpy", "math": "math", "sp": "sympy",
          "sympy": "sympy", "mpmath": "mpmath"}
 
@@ -33,7 +37,8 @@ def prelude(store: str, modules: list[str]) -> str:
     names = {n: m for n, m in NAMES.items() if m in modules}
     return (f"import importlib as _il\n_m = {{n: _il.import_module(n) for n in {modules!r}}}\n"
             f"{store} = (vars, setattr, delattr, isinstance, type, callable, globals,\n"
-            f"    [(o, {{k: v for k, v in vars(o).items() if callable(v)}}) for o in ({objects})],\n"
+            f"    [(o, {{k: v for k, v in vars(o).items() if callable(v) or type(v) is type(_il)}})\n"
+            f"     for o in ({objects})],\n"
             f"    {{n: _m[m] for n, m in {names!r}.items()}})\n"
             "del _il, _m  # autograder: trusted copies of the functions tests use")
 
@@ -46,7 +51,7 @@ class GuardTests(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         store = f"_autograder_{secrets.token_hex(8)}"
         text = "\n".join(c.source for c in nb.cells)
-        modules = BASE + [m for m in OPTIONAL if m in text]
+        modules = BASE + [m for m in OPTIONAL if m.rsplit(".", 1)[-1] in text]
         for cell in nb.cells:
             if is_test_cell(cell):
                 cell.source = RESTORE.format(store=store) + "\n" + cell.source

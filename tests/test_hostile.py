@@ -196,6 +196,22 @@ def test_guard_restores_numpy_and_torch_testing():
         numpy.testing.assert_allclose, torch.testing.assert_close = real
 
 
+def test_guard_restores_the_course_code_that_hidden_tests_score_with():
+    import autograder.conditional as conditional
+    import helpers.metrics as metrics
+
+    ns: dict = {}
+    exec(guard.prelude("_saved", guard.BASE + ["helpers.metrics", "autograder.conditional"]), ns)
+    real = metrics.ssim, conditional.metrics, conditional.evaluate
+    try:
+        metrics.ssim = lambda *a, **k: 1.0
+        conditional.metrics, conditional.evaluate = None, lambda *a, **k: "full marks"
+        exec(guard.RESTORE.format(store="_saved"), ns)
+        assert (metrics.ssim, conditional.metrics, conditional.evaluate) == real
+    finally:
+        metrics.ssim, conditional.metrics, conditional.evaluate = real
+
+
 def test_regrading_is_idempotent_and_parallel_matches_serial(course, released, tmp_path):
     inbox = tmp_path / "inbox"
     good = submissions.answered(released(AID), course.source(AID))
