@@ -8,7 +8,7 @@ every ``--eval-every`` iterations; evaluation time is not counted.
 * seed recipe: torchvision ``MNIST`` + ``ToTensor`` through a ``DataLoader`` (batch 100,
   shuffled), dynamic binarization, Adam 1e-3, 20 000 iterations, torch's default threads.
 * course path: ``helpers.train.train_vae`` (in-memory batches of 128, warm-up then cosine
-  learning rate from 3e-3), one thread, for each budget in ``--course-iterations``.
+  learning rate from 3e-3), torch's default threads, for each budget in ``--course-iterations``.
 
 T1 = training time until the course path first reaches the seed recipe's final NELBO,
 T2 = the seed recipe's time, R = T2 / T1, T3 = time until the course path reaches NELBO <= 100.
@@ -87,11 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed-iterations", type=int, default=20_000)
     p.add_argument("--course-iterations", type=int, nargs="+", default=[5_000, 12_000])
-    p.add_argument("--course-threads", type=int, default=1)
+    p.add_argument("--course-threads", type=int, default=None,
+                   help="threads of the course path (default: torch's default, as the seed recipe)")
     p.add_argument("--eval-every", type=int, default=1_000)
     args = p.parse_args(argv)
 
     default_threads = torch.get_num_threads()
+    args.course_threads = args.course_threads or default_threads
     vae_class = load_solution("02_vae", until="negative_elbo_bound", grading=False)["VAE"]
     x_eval, _ = data.fixed_test_subset("mnist")
     print(f"torch {torch.__version__}, {default_threads} default threads")
