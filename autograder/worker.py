@@ -48,7 +48,6 @@ def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[st
         Course(Path(root)).autograde(assignment, student, release=False)
     except GradingError as e:
         print(e, flush=True)
-        sys.stdout.flush()
         os._exit(1)
     sys.stdout.flush()
     sys.stderr.flush()

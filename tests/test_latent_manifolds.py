@@ -56,12 +56,6 @@ SWEEPS = {
 }
 
 
-@pytest.mark.parametrize("name", SWEEPS)
-def test_latent_sweep_cell(given, name):
-    right, body = SWEEPS[name]
-    check(given, "test_latent_sweep", cell("latent_sweep") if body is None else SWEEP.format(body), right)
-
-
 GRID = "def latent_grid(xs, ys):\n    {}\n"
 GRIDS = {
     "reference": (True, None),
@@ -81,12 +75,6 @@ GRIDS = {
     "itertools.product(xs, ys)": (False, "import itertools\n"
                                          "    return torch.tensor([[x, y] for x, y in itertools.product(xs.tolist(), ys.flip(0).tolist())])"),
 }
-
-
-@pytest.mark.parametrize("name", GRIDS)
-def test_latent_grid_cell(given, name):
-    right, body = GRIDS[name]
-    check(given, "test_latent_grid", cell("latent_grid") if body is None else GRID.format(body), right)
 
 
 PERCENTILE = "def percentile_grid(n):\n    {}\n"
@@ -110,12 +98,6 @@ PERCENTILES = {
 }
 
 
-@pytest.mark.parametrize("name", PERCENTILES)
-def test_percentile_grid_cell(given, name):
-    right, body = PERCENTILES[name]
-    check(given, "test_percentile_grid", cell("percentile_grid") if body is None else PERCENTILE.format(body), right)
-
-
 INTERPOLATE = "def interpolate(z0, z1, n):\n    {}\n"
 SLERP = """t = torch.linspace(0, 1, n).unsqueeze(1)
     omega = torch.arccos(((z0 / z0.norm()) @ (z1 / z1.norm())).clamp(-1, 1))
@@ -132,12 +114,6 @@ INTERPOLATES = {
     "spherical (slerp)": (False, SLERP),
     "transposed (dim, n)": (False, "t = torch.linspace(0, 1, n).unsqueeze(1)\n    return ((1 - t) * z0 + t * z1).T"),
 }
-
-
-@pytest.mark.parametrize("name", INTERPOLATES)
-def test_interpolate_cell(given, name):
-    right, body = INTERPOLATES[name]
-    check(given, "test_interpolate", cell("interpolate") if body is None else INTERPOLATE.format(body), right)
 
 
 REC_ONLY = "class RecOnlyVAE(VAE):\n    def loss(self, x):\n        m, v = self.enc.encode(x)\n        {}\n"
@@ -164,10 +140,17 @@ RECS = {
 }
 
 
-@pytest.mark.parametrize("name", RECS)
-def test_reconstruction_only_cell(given, name):
-    right, body = RECS[name]
-    check(given, "test_reconstruction_only", cell("reconstruction_only") if body is None else REC_ONLY.format(body), right)
+# solution cell -> (template of a planted answer, {case: (right, body or None for the reference)})
+PLANTED = {"latent_sweep": (SWEEP, SWEEPS), "latent_grid": (GRID, GRIDS), "percentile_grid": (PERCENTILE, PERCENTILES),
+           "interpolate": (INTERPOLATE, INTERPOLATES), "reconstruction_only": (REC_ONLY, RECS)}
+
+
+@pytest.mark.parametrize("gid, name", [(gid, name) for gid, (_, cases) in PLANTED.items() for name in cases])
+def test_planted_answer(given, gid, name):
+    """Each solution cell's test keeps the points of correct answers and takes those of mistakes."""
+    template, cases = PLANTED[gid]
+    right, body = cases[name]
+    check(given, f"test_{gid}", cell(gid) if body is None else template.format(body), right)
 
 
 def test_reference_test_cells_write_nothing_to_stderr(given):
