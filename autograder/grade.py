@@ -14,6 +14,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from .course import Course, GradingError, Score
+from . import worker
 from .workers import Outcome, make_task, merge, run_task
 
 
@@ -54,6 +55,8 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     Graders are forked from a multiprocessing forkserver, so a script that calls this must
     guard its entry point with ``if __name__ == "__main__":``.
     """
+    if scheduler is None:
+        worker.warm_up()
     results, tasks = [], []
     for student, assignment, path in find_submissions(folder):
         if assignments is not None and assignment not in assignments:

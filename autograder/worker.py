@@ -8,6 +8,7 @@ everything it starts can be killed as one group), under a memory cap that the ke
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import sys
@@ -24,6 +25,12 @@ def context():
         _context = multiprocessing.get_context("forkserver")
         _context.set_forkserver_preload(["autograder.course"])
     return _context
+
+
+def warm_up() -> None:
+    """Start the forkserver now (its imports take seconds), so they overlap with other work."""
+    context()
+    multiprocessing.forkserver.ensure_running()
 
 
 def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[str, str]) -> None:
@@ -44,8 +51,11 @@ def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[st
     os.chdir(root)
     from .course import Course, GradingError
 
+    course = Course(Path(root))
+    # The kernel dies with this process group anyway: do not wait for it to exit on its own.
+    course.config.Execute.shutdown_kernel = "immediate"
     try:
-        Course(Path(root)).autograde(assignment, student, release=False)
+        course.autograde(assignment, student, release=False)
     except GradingError as e:
         print(e, flush=True)
         os._exit(1)

@@ -22,7 +22,7 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from . import sandbox, worker
-from .config import REPO
+from .config import REPO, torch_env
 from .course import Course
 
 WALL_CLOCK_S = 1800.0
@@ -114,7 +114,7 @@ def run_task(task: Task) -> Outcome:
         write_tree(root / "notebooks" / task.assignment, task.source_files)
         submitted = root / "submitted" / task.student / task.assignment
         write_tree(submitted, task.files)
-        env = dict(os.environ, OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
+        env = dict(os.environ, **torch_env(), OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
                    DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
                    **sandbox.kernelspec(root / "jupyter", [*task.hide, str(root / "gradebook.db")],
                                         task.readonly, root / "home", root.name))

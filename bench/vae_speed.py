@@ -8,7 +8,10 @@ every ``--eval-every`` iterations; evaluation time is not counted.
 * seed recipe: torchvision ``MNIST`` + ``ToTensor`` through a ``DataLoader`` (batch 100,
   shuffled), dynamic binarization, Adam 1e-3, 20 000 iterations, torch's default threads.
 * course path: ``helpers.train.train_vae`` (in-memory batches of 128, warm-up then cosine
-  learning rate from 3e-3), torch's default threads, for each budget in ``--course-iterations``.
+  learning rate from 3e-3, fused Adam), torch's default threads, for each budget in ``--course-iterations``.
+
+Both run in one process with the course's ``autograder.config.torch_env()`` (the script
+starts itself again with it).
 
 T1 = training time until the course path first reaches the seed recipe's final NELBO,
 T2 = the seed recipe's time, R = T2 / T1, T3 = time until the course path reaches NELBO <= 100.
@@ -26,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from autograder.config import run_with_torch_env  # noqa: E402
 from autograder.solutions import load_solution  # noqa: E402
 from helpers import data, runtime  # noqa: E402
 from helpers.train import evaluate_lower_bound, train_vae  # noqa: E402
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     args.course_threads = args.course_threads or default_threads
     vae_class = load_solution("02_vae", until="negative_elbo_bound", grading=False)["VAE"]
     x_eval, _ = data.fixed_test_subset("mnist")
-    print(f"torch {torch.__version__}, {default_threads} default threads")
+    print(f"torch {torch.__version__}, {default_threads} default threads, "
+          f"{torch.backends.cpu.get_cpu_capability()} kernels (autograder.config.torch_env)")
     courses = [course_path(vae_class, n, min(args.eval_every, n // 10), x_eval, args.course_threads)
                for n in args.course_iterations]
     torch.set_num_threads(default_threads)
@@ -109,4 +114,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    run_with_torch_env()
     main()

@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from autograder.config import run_with_torch_env  # noqa: E402
 from helpers import widgets  # noqa: E402
 from helpers.models import Decoder  # noqa: E402
 
@@ -66,4 +67,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    run_with_torch_env()
     main()

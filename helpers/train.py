@@ -34,6 +34,14 @@ def threads(n: int | None):
         torch.set_num_threads(old)
 
 
+def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam over the trainable parameters; PyTorch's fused kernel on CPU and CUDA (same
+    update, one pass over the weights instead of a dozen ops per parameter)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
 def warmup_cosine(step: int, total: int, warmup: int = 100) -> float:
     """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
     return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
@@ -51,12 +59,12 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
     """Minimise ``model.loss(batch)`` for ``iterations`` Adam steps; returns the history.
 
     ``x``: training images ``(N, 784)`` in [0, 1], binarized anew for every batch
-    (``torch.bernoulli``). The learning rate warms up, then follows a cosine to 0
+    (``data.sample_binary``). The learning rate warms up, then follows a cosine to 0
     (``warmup_cosine``). Every ``eval_every`` steps and at the end, ``evaluate(model)``
     (if given) is recorded. History rows: ``iteration``, ``seconds`` (training time
     only, evaluation excluded), ``loss`` (mean over the last steps), ``value`` (evaluation).
     """
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    opt = adam(model, lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, iterations, warmup))
     history, losses, seconds, step = [], [], 0.0, 0
     model.train()
@@ -66,7 +74,7 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
                 if len(xb) < batch_size:
                     continue  # equal batches: every step has the same noise level
                 start = time.perf_counter()
-                loss = _loss(model, torch.bernoulli(xb, generator=generator))
+                loss = _loss(model, data.sample_binary(xb, generator))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -128,7 +136,7 @@ class Trainer:
         self.loss_fn = loss_fn or _loss
         self.transform = transform
         self.checkpoint = Path(checkpoint) if checkpoint else None
-        self.opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+        self.opt = adam(model, lr)
         self.history: list[dict] = []
         self.best_epoch, self.best_state, self.best_loss = 0, None, math.inf
 

@@ -129,6 +129,9 @@ def test_binarization_fixed_and_dynamic():
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     assert torch.equal(data.sample_binary(x, g()), data.sample_binary(x, g()))
     assert torch.equal(data.sample_binary(torch.zeros(5)), torch.zeros(5))
+    assert torch.equal(data.sample_binary(torch.ones(5)), torch.ones(5))
+    p = torch.tensor([0.1, 0.5, 0.9]).expand(20_000, 3)
+    assert torch.allclose(data.sample_binary(p, g()).mean(0), p[0], atol=0.015)  # sd 0.0035
 
 
 def test_batches_cover_each_item_once():

@@ -10,7 +10,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import guard, submissions
-from autograder.config import REPO
+from autograder.config import REPO, torch_env
 from autograder.grade import grade_folder
 
 AID = "00_kl_elbo"
@@ -78,6 +78,8 @@ CASES = {
                                 FULL - 3 - 3, "test_kl_normal"),
     "added_cells": (lambda nb: nb.cells.insert(3, nbformat.v4.new_code_cell("extra = 1")), FULL, None),
     "kernel_renamed": (kernel("evil-kernel"), FULL, None),
+    "prints_kernel_setup": (prepend("kl_discrete", "import torch\nprint('ATen kernels:', torch.backends.cpu.get_cpu_capability())"),
+                            FULL, None),
     "redefined_assertion_error": (both(set_source("kl_normal", WRONG_KL), prepend(
         "kl_normal", "import builtins\nbuiltins.AssertionError = AssertionError = type('AE', (Exception,), {})")),
         FULL - 3 - 3, "test_kl_normal"),
@@ -158,15 +160,25 @@ def test_broken_submissions_are_reported_and_the_gradebook_survives(hostile_run,
     assert set(CASES) <= graded
 
 
+def printed(course, name: str) -> str:
+    """What the cell that the case edited printed while graded."""
+    nb = nbformat.read(course.autograded(name, AID) / f"{AID}.ipynb", as_version=4)
+    cell = first_cell("kl_discrete")(nb)
+    return "\n".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
+
+
+def test_grading_kernels_run_with_the_course_torch_env(hostile_run, course):
+    import torch  # this process's own choice, for a machine where torch_env adds nothing
+    want = torch_env().get("ATEN_CPU_CAPABILITY", torch.backends.cpu.get_cpu_capability()).upper()
+    assert f"ATen kernels: {want}" in printed(course, "prints_kernel_setup")
+
+
 @pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root (mount namespace, pids cgroup)")
 def test_sandbox_hides_the_course_from_student_code(hostile_run, course):
-    def printed(name: str) -> str:  # what the student's cell printed while graded
-        nb = nbformat.read(course.autograded(name, AID) / f"{AID}.ipynb", as_version=4)
-        cell = first_cell("kl_discrete")(nb)
-        return "\n".join(o.get("text", "") + o.get("evalue", "") for o in cell.outputs)
-    assert "No such file" in printed("reads_source_notebook") and "HIDDEN" not in printed("reads_source_notebook")
-    assert printed("reads_gradebook").strip() == "b''", "the scratch gradebook must look empty"
-    assert "Read-only file system" in printed("writes_into_course_code")
+    source = printed(course, "reads_source_notebook")
+    assert "No such file" in source and "HIDDEN" not in source
+    assert printed(course, "reads_gradebook").strip() == "b''", "the scratch gradebook must look empty"
+    assert "Read-only file system" in printed(course, "writes_into_course_code")
     assert not (REPO / "helpers" / "planted.py").exists(), "the course's code must be read-only"
 
 

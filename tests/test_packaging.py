@@ -7,7 +7,7 @@ import tomllib
 import yaml
 from traitlets.config import Config
 
-from autograder.config import REPO, course_config
+from autograder.config import REPO, course_config, torch_env
 
 CONDA_NAMES = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}
@@ -34,3 +34,15 @@ def test_nbgrader_config_file_applies_the_course_config():
     assert c == course_config(REPO)
     assert c.Execute.timeout > 30 and c.Execute.kernel_name == "python3"
     assert c.OverwriteCells.add_missing_cells is True
+
+
+def test_torch_env_picks_avx2_kernels_only_where_avx512_would_be_used(tmp_path):
+    def cpu(flags: str):
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+        return path
+    assert torch_env({}, cpu("avx2 avx512f avx512bw")) == {"ATEN_CPU_CAPABILITY": "avx2"}
+    assert torch_env({}, cpu("avx avx2")) == {}            # AVX2 is ATen's choice there anyway
+    assert torch_env({}, cpu("neon asimd")) == {}          # not x86: the variable would only warn
+    assert torch_env({"ATEN_CPU_CAPABILITY": "avx512"}, cpu("avx2 avx512f")) == {}  # the user's choice stays
+    assert torch_env({}, tmp_path / "missing") == {}       # no /proc (macOS, Windows)

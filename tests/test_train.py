@@ -49,6 +49,25 @@ def test_train_vae_history_and_binarization():
     assert not model.training
 
 
+def test_adam_is_fused_on_cpu_and_steps_like_plain_adam():
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    b.bias.requires_grad_(False)
+    opt_a = train.adam(a, 1e-2)
+    assert opt_a.defaults["fused"] is True
+    assert len(train.adam(b, 1e-2).param_groups[0]["params"]) == 1  # frozen parameters are left out
+    plain = torch.optim.Adam(b.parameters(), lr=1e-2, foreach=False)
+    b.bias.requires_grad_(True)
+    x = torch.randn(8, 4)
+    for _ in range(3):
+        for model, opt in ((a, opt_a), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6) and torch.allclose(a.bias, b.bias, atol=1e-6)
+
+
 def test_trainer_keeps_the_best_epoch(tmp_path):
     torch.manual_seed(0)
     model = Quadratic()
