@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-from .config import REPO
+from .config import DB_ENV, REPO
 from .course import Course, GradingError
 from .grade import grade_folder
 from .selfcheck import selfcheck
@@ -17,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     p.add_argument("--course", type=Path, default=REPO,
                    help="course root holding notebooks/ and gradebook.db (default: this repository)")
+    p.add_argument("--db", metavar="URL", default=os.environ.get(DB_ENV),
+                   help=f"the gradebook's database, a SQLAlchemy URL such as postgresql://user:pw@host/dgm "
+                        f"(default: ${DB_ENV}, else gradebook.db in the course root)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("release", help="build the student release (solutions stubbed, hidden tests removed)")
     r.add_argument("assignments", nargs="*", help="default: every assignment, in order")
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory(prefix="dgm-selfcheck-") as tmp:
                     checks = selfcheck(Path(tmp), args.assignments or None)
             return 0 if all(c.ok for c in checks) else 1
-        course = Course(args.course)
+        course = Course(args.course, db_url=args.db)
         if args.command == "release":
             for aid in args.assignments or course.assignments():
                 print(f"{aid}: released to {course.release(aid)}")

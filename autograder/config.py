@@ -17,6 +17,9 @@ CELL_TIMEOUT_ENV = "DGM_CELL_TIMEOUT"
 DEFAULT_CELL_TIMEOUT = 600  # seconds; training cells in grading mode stay well under this
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 EXCHANGE_ENV = "DGM_EXCHANGE"
+# The gradebook: <root>/gradebook.db (SQLite) unless this names another database nbgrader
+# takes (a SQLAlchemy URL, e.g. postgresql://user:password@host/dgm).
+DB_ENV = "DGM_DB_URL"
 # Due dates (UTC) per assignment, written to the gradebook whenever an assignment is released
 # or graded; a submission after its due date loses LATE_PENALTY_PER_DAY of its score per
 # started day (autograder.late.PerDayPenalty). Set these for each term.
@@ -69,6 +72,8 @@ def apply(c: Config, root: Path = REPO) -> Config:
     """
     c.CourseDirectory.root = str(Path(root).resolve())
     c.CourseDirectory.course_id = COURSE_ID
+    if os.environ.get(DB_ENV):
+        c.CourseDirectory.db_url = os.environ[DB_ENV]
     c.CourseDirectory.source_directory = "notebooks"
     # Files a notebook run leaves next to a source notebook never ship to students.
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",

@@ -53,10 +53,11 @@ class Course:
 
     ``notebooks`` names another source folder to link in as ``root/notebooks``, so a
     throw-away course (tests, selfcheck) grades the real notebooks with its own gradebook.
+    ``db_url``: the gradebook's database (default ``$DGM_DB_URL``, else ``root/gradebook.db``).
     """
 
     def __init__(self, root: Path = REPO, notebooks: Path | None = None,
-                 due_dates: dict[str, str] | None = None):
+                 due_dates: dict[str, str] | None = None, db_url: str | None = None):
         self.root = Path(root).resolve()
         self.due_dates = DUE_DATES if due_dates is None else due_dates
         if notebooks is not None:
@@ -65,6 +66,8 @@ class Course:
             if not link.exists():
                 link.symlink_to(Path(notebooks).resolve(), target_is_directory=True)
         self.config = course_config(self.root)
+        if db_url:
+            self.config.CourseDirectory.db_url = db_url
         self.api = NbGraderAPI(CourseDirectory(config=self.config), config=self.config)
         self.db_url = self.api.coursedir.db_url
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .course import Course, GradingError, Score
 from . import worker
-from .workers import Outcome, make_task, merge, run_task
+from .workers import Outcome, assignment_gradebook, make_task, merge, run_task
 
 
 @dataclass
@@ -57,7 +57,7 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     """
     if scheduler is None:
         worker.warm_up()
-    results, tasks = [], []
+    results, tasks, gradebooks = [], [], {}
     for student, assignment, path in find_submissions(folder):
         if assignments is not None and assignment not in assignments:
             continue
@@ -67,8 +67,10 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
             if not (path / f"{assignment}.ipynb").is_file():
                 raise GradingError(f"no {assignment}.ipynb in {path}")
             course.ensure_released(assignment)
+            if assignment not in gradebooks:
+                gradebooks[assignment] = assignment_gradebook(course.db_url, assignment)
             tasks.append(make_task(course, student, assignment, course.add_submission(path, student, assignment),
-                                   hide=[Path(folder).resolve()], **limits))
+                                   gradebooks[assignment], hide=[Path(folder).resolve()], **limits))
         except GradingError as e:
             result.error = str(e)
         results.append(result)

@@ -51,7 +51,7 @@ def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[st
     os.chdir(root)
     from .course import Course, GradingError
 
-    course = Course(Path(root))
+    course = Course(Path(root), db_url=f"sqlite:///{Path(root) / 'gradebook.db'}")
     # The kernel dies with this process group anyway: do not wait for it to exit on its own.
     course.config.Execute.shutdown_kernel = "immediate"
     try:

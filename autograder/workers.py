@@ -22,7 +22,7 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from . import sandbox, worker
-from .config import REPO, torch_env
+from .config import DB_ENV, REPO, torch_env
 from .course import Course
 
 WALL_CLOCK_S = 1800.0
@@ -75,27 +75,46 @@ def private_paths(course: Course) -> list[str]:
     """What a student's kernel must not read: source notebooks (hidden tests), the gradebook,
     everyone's submissions and feedback, the exchange."""
     c = course.config
-    return [str((course.root / "notebooks").resolve()), course.db_url.removeprefix("sqlite:///")] + [
+    sqlite = [course.db_url.removeprefix("sqlite:///")] if course.db_url.startswith("sqlite:///") else []
+    return [str((course.root / "notebooks").resolve()), *sqlite] + [
         str(course.root / d) for d in ("submitted", "autograded", "feedback")] + [c.Exchange.root]
 
 
-def make_task(course: Course, student: str, assignment: str, folder: Path, **limits) -> Task:
-    """Snapshot what grading ``folder`` needs; the gradebook is reduced to ``assignment``.
-    ``limits`` may add paths to ``hide`` (e.g. the folder of submissions being graded)."""
+def assignment_gradebook(db_url: str, assignment: str) -> bytes:
+    """A new SQLite gradebook holding only ``assignment``'s definition (its due date, notebooks
+    and cells), copied from the gradebook at ``db_url`` (any database nbgrader takes); no students."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "gradebook.db"
-        shutil.copyfile(course.db_url.removeprefix("sqlite:///"), db)
-        with Gradebook(f"sqlite:///{db}") as gb:
-            for other in [a.name for a in gb.assignments if a.name != assignment]:
-                gb.remove_assignment(other)
-            for s in [s.id for s in gb.students]:
-                gb.remove_student(s)
-        gradebook = db.read_bytes()
+        with Gradebook(db_url) as src:
+            a = src.find_assignment(assignment)
+            with Gradebook(f"sqlite:///{db}", course_id=a.course_id) as out:
+                out.update_or_create_assignment(a.name, duedate=a.duedate)
+                for nb in a.notebooks:
+                    out.update_or_create_notebook(nb.name, a.name, kernelspec=nb.kernelspec)
+                    for c in nb.grade_cells:
+                        out.update_or_create_grade_cell(c.name, nb.name, a.name, max_score=c.max_score,
+                                                        cell_type=c.cell_type)
+                    for c in nb.task_cells:
+                        out.update_or_create_task_cell(c.name, nb.name, a.name, max_score=c.max_score,
+                                                       cell_type=c.cell_type)
+                    for c in nb.solution_cells:
+                        out.update_or_create_solution_cell(c.name, nb.name, a.name)
+                    for c in nb.source_cells:
+                        out.update_or_create_source_cell(c.name, nb.name, a.name, cell_type=c.cell_type,
+                                                         locked=c.locked, source=c.source, checksum=c.checksum)
+        return db.read_bytes()
+
+
+def make_task(course: Course, student: str, assignment: str, folder: Path,
+              gradebook: bytes | None = None, **limits) -> Task:
+    """Snapshot what grading ``folder`` needs. ``gradebook``: ``assignment_gradebook`` of the
+    course (built if not given). ``limits`` may add paths to ``hide`` (e.g. the folder of
+    submissions being graded)."""
     limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
     limits["hide"] = private_paths(course) + [str(p) for p in limits.get("hide", [])]
     limits.setdefault("readonly", [str(course.root), str(REPO), sys.prefix, sys.base_prefix])
     return Task(assignment, student, read_tree(folder), read_tree(course.source(assignment).parent, True),
-                gradebook, **limits)
+                gradebook or assignment_gradebook(course.db_url, assignment), **limits)
 
 
 def run_task(task: Task) -> Outcome:
@@ -114,7 +133,8 @@ def run_task(task: Task) -> Outcome:
         write_tree(root / "notebooks" / task.assignment, task.source_files)
         submitted = root / "submitted" / task.student / task.assignment
         write_tree(submitted, task.files)
-        env = dict(os.environ, **torch_env(), OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
+        env = {k: v for k, v in os.environ.items() if k != DB_ENV}  # the course's database stays out of sight
+        env.update(**torch_env(), OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
                    DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
                    **sandbox.kernelspec(root / "jupyter", [*task.hide, str(root / "gradebook.db")],
                                         task.readonly, root / "home", root.name))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from autograder import submissions
-from autograder.config import REPO
+from autograder.config import DB_ENV, REPO
+from nbgrader.api import Gradebook
 from autograder.solutions import load_solution
 from helpers import runtime
 
@@ -59,8 +61,8 @@ def kl_normal(qm, qv, pm, pv):
     assert cells["test_kl_normal"] == 3 and score.auto == score.auto_max
 
 
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd,
+def run_cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -103,6 +105,49 @@ def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
     assert run.returncode == 0, run.stderr
     again = {r["student"]: r for r in csv.DictReader(open(tmp_path / "again.csv"))}
     assert again["alice"] == rows["alice"] and again["bob"] == rows["bob"]
+
+
+def test_gradebook_at_a_database_url_is_used_and_kept_from_student_code(tmp_path):
+    """``--db``/``$DGM_DB_URL`` (here a SQLite file outside the course; Postgres or MySQL alike)
+    holds the grades; graders work on a scratch copy of one assignment and never see the URL."""
+    root, inbox, aid = tmp_path / "course", tmp_path / "inbox", "00_kl_elbo"
+    root.mkdir()
+    (root / "notebooks").symlink_to(REPO / "notebooks")
+    (tmp_path / "db").mkdir()
+    url = f"sqlite:///{tmp_path / 'db' / 'dgm.sqlite'}"
+    run = run_cli("--course", str(root), "--db", url, "release", aid, "05_gan", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    nb = submissions.answered(root / "release" / aid / f"{aid}.ipynb", REPO / "notebooks" / aid / f"{aid}.ipynb")
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import os\nprint('db:', os.environ.get('DGM_DB_URL'))"))
+    submissions.write(nb, inbox, "alice", aid)
+    run = run_cli("--course", str(root), "grade", str(inbox), "--workers", "2", cwd=tmp_path,
+                  env={**os.environ, DB_ENV: url})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "alice/00_kl_elbo: autograded 14/14" in run.stdout
+    assert not (root / "gradebook.db").exists()
+    with Gradebook(url) as gb:
+        assert gb.find_submission(aid, "alice").score == 14
+    graded = nbformat.read(root / "autograded" / "alice" / aid / f"{aid}.ipynb", as_version=4)
+    printed = [o.get("text") for c in graded.cells if "DGM_DB_URL" in c.source for o in c.get("outputs", [])]
+    assert printed == ["db: None\n"], [c.source[:80] for c in graded.cells[:3]]
+
+
+def test_assignment_gradebook_holds_one_assignment_and_no_students(course, released, tmp_path):
+    from autograder.workers import assignment_gradebook
+
+    released("00_kl_elbo"), released("01_autoencoder")
+    with Gradebook(course.db_url) as gb:
+        gb.update_or_create_student("someone")
+        want = gb.find_assignment("00_kl_elbo")
+        cells = {nb.name: sorted((c.name, c.max_score) for c in nb.grade_cells) for nb in want.notebooks}
+        sources = sum(len(nb.source_cells) for nb in want.notebooks)
+        due = want.duedate
+    (tmp_path / "one.db").write_bytes(assignment_gradebook(course.db_url, "00_kl_elbo"))
+    with Gradebook(f"sqlite:///{tmp_path / 'one.db'}") as gb:
+        assert [a.name for a in gb.assignments] == ["00_kl_elbo"] and gb.students == []
+        got = gb.find_assignment("00_kl_elbo")
+        assert {nb.name: sorted((c.name, c.max_score) for c in nb.grade_cells) for nb in got.notebooks} == cells
+        assert sum(len(nb.source_cells) for nb in got.notebooks) == sources > 0 and got.duedate == due
 
 
 def test_grade_command_rejects_a_missing_folder(tmp_path):
