@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     p.add_argument("--course", type=Path, default=REPO,
                    help="course root holding notebooks/ and gradebook.db (default: this repository)")
-    p.add_argument("--db", metavar="URL", default=os.environ.get(DB_ENV),
+    p.add_argument("--db", metavar="URL",
                    help=f"the gradebook's database, a SQLAlchemy URL such as postgresql://user:pw@host/dgm "
                         f"(default: ${DB_ENV}, else gradebook.db in the course root)")
     sub = p.add_subparsers(dest="command", required=True)

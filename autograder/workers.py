@@ -105,16 +105,16 @@ def assignment_gradebook(db_url: str, assignment: str) -> bytes:
         return db.read_bytes()
 
 
-def make_task(course: Course, student: str, assignment: str, folder: Path,
-              gradebook: bytes | None = None, **limits) -> Task:
-    """Snapshot what grading ``folder`` needs. ``gradebook``: ``assignment_gradebook`` of the
-    course (built if not given). ``limits`` may add paths to ``hide`` (e.g. the folder of
-    submissions being graded)."""
+def make_task(course: Course, student: str, assignment: str, folder: Path, gradebook: bytes,
+              **limits) -> Task:
+    """Snapshot what grading ``folder`` needs. ``gradebook``: the course's
+    ``assignment_gradebook`` (built once per assignment by the caller). ``limits`` may add paths
+    to ``hide`` (e.g. the folder of submissions being graded)."""
     limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
     limits["hide"] = private_paths(course) + [str(p) for p in limits.get("hide", [])]
     limits.setdefault("readonly", [str(course.root), str(REPO), sys.prefix, sys.base_prefix])
     return Task(assignment, student, read_tree(folder), read_tree(course.source(assignment).parent, True),
-                gradebook or assignment_gradebook(course.db_url, assignment), **limits)
+                gradebook, **limits)
 
 
 def run_task(task: Task) -> Outcome:
