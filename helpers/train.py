@@ -105,13 +105,15 @@ def evaluate_lower_bound(model: nn.Module, x: torch.Tensor, repeat: int = 100, s
     """CS236's evaluation: ``(nelbo, kl, rec)`` of ``model.negative_elbo_bound`` on ``x``.
 
     ``x`` (n, 784) in [0, 1] is binarized once with ``torch.manual_seed(seed)``; the bound
-    is averaged over ``repeat`` calls (fresh latent samples each time).
+    is averaged over ``repeat`` calls (fresh latent samples each time). The global random
+    state is restored afterwards, so evaluating during training leaves its noise as it was.
     """
-    torch.manual_seed(seed)
-    xb = torch.bernoulli(x)
     totals = torch.zeros(3)
-    for _ in range(repeat):
-        totals += torch.stack([t.detach().float().cpu() for t in model.negative_elbo_bound(xb)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        xb = torch.bernoulli(x)
+        for _ in range(repeat):
+            totals += torch.stack([t.detach().float().cpu() for t in model.negative_elbo_bound(xb)])
     nelbo, kl, rec = (totals / repeat).tolist()
     return nelbo, kl, rec
 

@@ -108,3 +108,17 @@ def test_evaluate_lower_bound_is_seeded():
     a = train.evaluate_lower_bound(Fake(), x, repeat=10, seed=3)
     b = train.evaluate_lower_bound(Fake(), x, repeat=10, seed=3)
     assert a == b and a[0] == pytest.approx(a[1] + a[2])
+
+
+def test_evaluate_lower_bound_leaves_the_global_random_state_alone():
+    """Evaluating in the middle of training must not reset the noise the training draws."""
+    class Fake(nn.Module):
+        def negative_elbo_bound(self, x):
+            return torch.randn(()), torch.randn(()), torch.randn(())
+
+    x = torch.rand(4, 784)
+    torch.manual_seed(7)
+    expected = torch.rand(5)
+    torch.manual_seed(7)
+    train.evaluate_lower_bound(Fake(), x, repeat=3)
+    assert torch.equal(torch.rand(5), expected)
