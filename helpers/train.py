@@ -42,9 +42,10 @@ def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
-def warmup_cosine(step: int, total: int, warmup: int = 100) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0."""
-    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
+def warmup_stable_decay(step: int, total: int, warmup: int = 100, decay: float = 0.3) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then 1, then a linear decay
+    to 0 over the last ``decay`` fraction of the ``total`` steps (0 < decay <= 1)."""
+    return min(1.0, (step + 1) / warmup, (total - step) / (decay * total))
 
 
 def _loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -59,13 +60,13 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
     """Minimise ``model.loss(batch)`` for ``iterations`` Adam steps; returns the history.
 
     ``x``: training images ``(N, 784)`` in [0, 1], binarized anew for every batch
-    (``data.sample_binary``). The learning rate warms up, then follows a cosine to 0
-    (``warmup_cosine``). Every ``eval_every`` steps and at the end, ``evaluate(model)``
-    (if given) is recorded. History rows: ``iteration``, ``seconds`` (training time
+    (``data.sample_binary``). The learning rate warms up, stays, and decays linearly to 0
+    over the last 30 % of the steps (``warmup_stable_decay``). Every ``eval_every`` steps and
+    at the end, ``evaluate(model)`` (if given) is recorded. History rows: ``iteration``, ``seconds`` (training time
     only, evaluation excluded), ``loss`` (mean over the last steps), ``value`` (evaluation).
     """
     opt = adam(model, lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, iterations, warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_stable_decay(s, iterations, warmup))
     history, losses, seconds, step = [], [], 0.0, 0
     model.train()
     with threads(num_threads), tqdm(total=iterations, disable=not progress, mininterval=1.0) as bar:

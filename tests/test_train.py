@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import math
 
 import pytest
 import torch
@@ -11,13 +10,16 @@ from torch import nn
 from helpers import train
 
 
-def test_warmup_cosine():
-    assert train.warmup_cosine(0, 1000, warmup=10) == pytest.approx(0.1, rel=1e-3)
-    assert train.warmup_cosine(9, 1000, warmup=10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 9 / 1000)))
-    assert train.warmup_cosine(500, 1000) == pytest.approx(0.5)
-    assert train.warmup_cosine(999, 1000) < 1e-4
-    values = [train.warmup_cosine(s, 1000, 10) for s in range(10, 1000)]
-    assert all(a >= b for a, b in zip(values, values[1:])), "decreasing after the warm-up"
+def test_warmup_stable_decay():
+    f = train.warmup_stable_decay
+    assert f(0, 1000, warmup=10) == pytest.approx(0.1)
+    assert f(9, 1000, warmup=10) == 1.0
+    assert f(699, 1000, warmup=10) == 1.0 and f(700, 1000, warmup=10) == 1.0, "flat until the last 30 %"
+    assert f(850, 1000, warmup=10) == pytest.approx(0.5)
+    assert 0 < f(999, 1000, warmup=10) < 0.01
+    values = [f(s, 1000, 10) for s in range(10, 1000)]
+    assert all(a >= b for a, b in zip(values, values[1:])), "never rising after the warm-up"
+    assert f(50, 100, warmup=10, decay=1.0) == pytest.approx(0.5), "decay=1: linear from the warm-up on"
 
 
 def test_run_name():
