@@ -91,7 +91,7 @@ def first_time(histories: list[list[dict]], target: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed-iterations", type=int, default=20_000)
-    p.add_argument("--course-iterations", type=int, nargs="+", default=[5_000, 11_000])
+    p.add_argument("--course-iterations", type=int, nargs="+", default=[6_000, 11_000])
     p.add_argument("--course-threads", type=int, default=None,
                    help="threads of the course path (default: torch's default, as the seed recipe)")
     p.add_argument("--eval-every", type=int, default=1_000)
