@@ -62,8 +62,9 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
     ``x``: training images ``(N, 784)`` in [0, 1], binarized anew for every batch
     (``data.sample_binary``). The learning rate warms up, stays, and decays linearly to 0
     over the last 30 % of the steps (``warmup_stable_decay``). Every ``eval_every`` steps and
-    at the end, ``evaluate(model)`` (if given) is recorded. History rows: ``iteration``, ``seconds`` (training time
-    only, evaluation excluded), ``loss`` (mean over the last steps), ``value`` (evaluation).
+    at the end, ``evaluate(model)`` (if given) is recorded. History rows: ``iteration``,
+    ``seconds`` (training time only, evaluation excluded), ``loss`` (mean over the last
+    steps), ``value`` (evaluation).
     """
     opt = adam(model, lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_stable_decay(s, iterations, warmup))
