@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 LOG = "grading.log"
+DB = "gradebook.db"  # the scratch course's own gradebook: run_task writes it, grade fills it
 _context = None
 
 
@@ -51,7 +52,7 @@ def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[st
     os.chdir(root)
     from .course import Course, GradingError
 
-    course = Course(Path(root), db_url=f"sqlite:///{Path(root) / 'gradebook.db'}")
+    course = Course(Path(root), db_url=f"sqlite:///{Path(root) / DB}")
     # The kernel dies with this process group anyway: do not wait for it to exit on its own.
     course.config.Execute.shutdown_kernel = "immediate"
     try:

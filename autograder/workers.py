@@ -127,7 +127,8 @@ def run_task(task: Task) -> Outcome:
     out = Outcome(task.assignment, task.student)
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
         root = Path(tmp)
-        (root / "gradebook.db").write_bytes(task.gradebook)
+        db = root / worker.DB
+        db.write_bytes(task.gradebook)
         (root / "home").mkdir()
         (root / "notebooks" / task.assignment).mkdir(parents=True)
         write_tree(root / "notebooks" / task.assignment, task.source_files)
@@ -136,7 +137,7 @@ def run_task(task: Task) -> Outcome:
         env = {k: v for k, v in os.environ.items() if k != DB_ENV}  # the course's database stays out of sight
         env.update(**torch_env(), OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
                    DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
-                   **sandbox.kernelspec(root / "jupyter", [*task.hide, str(root / "gradebook.db")],
+                   **sandbox.kernelspec(root / "jupyter", [*task.hide, str(db)],
                                         task.readonly, root / "home", root.name))
         child = worker.context().Process(target=worker.grade, daemon=False, args=(
             str(root), task.assignment, task.student, task.memory_mb, env))
@@ -161,7 +162,7 @@ def run_task(task: Task) -> Outcome:
                 f"the submission started more than {sandbox.NPROC} processes (a fork bomb?)"
         if timed_out or child.exitcode != 0:
             return out
-        with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        with Gradebook(f"sqlite:///{db}") as gb:
             sub = gb.find_submission(task.assignment, task.student)
             out.timestamp = sub.timestamp
             for nb in sub.notebooks:

@@ -11,10 +11,10 @@ import sys
 import nbformat
 import pytest
 import torch
+from nbgrader.api import Gradebook
 
 from autograder import submissions
 from autograder.config import DB_ENV, REPO
-from nbgrader.api import Gradebook
 from autograder.solutions import load_solution
 from helpers import runtime
 
