@@ -89,7 +89,13 @@ def apply(c: Config, root: Path = REPO) -> Config:
         "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
         "nbgrader.preprocessors.OverwriteKernelspec", "nbgrader.preprocessors.OverwriteCells",
         "nbgrader.preprocessors.CheckCellMetadata",
-        "autograder.guard.GuardTests",  # after test cells are restored from the gradebook
+    ]
+    # Test cells run in the grading kernel's own runner (autograder.guard explains why).
+    c.Autograde.autograde_preprocessors = [
+        "autograder.guard.GuardedExecute", "nbgrader.preprocessors.IgnorePattern",
+        "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
+        "nbgrader.preprocessors.CheckCellMetadata",
     ]
     c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
     c.PerDayPenalty.fraction_per_day = LATE_PENALTY_PER_DAY

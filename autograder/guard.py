@@ -1,59 +1,125 @@
-"""Keep a submission from faking its tests by monkey-patching (``torch.allclose = lambda
-*a, **k: True``, ``torch.Tensor.mean = ...``, ``sp.simplify = ...``, ``torch = Fake()``,
-``helpers.metrics.ssim = ...``).
+"""Test verdicts that a submission cannot fake.
 
-At autograde time a first cell saves the functions of the modules that tests use, under a
-name drawn afresh for each run, and every test cell starts by putting them back, dropping
-functions added to ``torch.Tensor`` and rebinding the usual module names. A student who
-reads this can still attack it deliberately (e.g. by searching the namespace); it stops the
-patches that work against plain nbgrader.
+nbgrader runs a student's cells and the test cells after them in one IPython kernel and gives
+a test cell its points when its outputs hold no error. Student code can change how every
+later cell is transformed (input and AST transformers), run and reported (exception handlers,
+the traceback display, tracing hooks, the kernel's message handlers) and observed (event
+callbacks), and it can patch the libraries the tests call. The guard takes the verdict out of
+its reach in three layers:
+
+1. **The kernel** (``autograder.kernel``, started by the grading kernelspec) takes a snapshot
+   of its machinery and of the libraries tests use before any student code runs, and arms a
+   Python audit hook, which cannot be removed: no ``sys.settrace``/``setprofile``, no other audit
+   hook, no ``gc`` walks or ``ctypes`` (the ways to find and poke at the snapshot), no rewriting
+   of functions' code or defaults or of the kernel's and libraries' classes. After every cell
+   it puts back the kernel's objects, handler tables, module globals, ``sys`` hooks, signal
+   handlers and timers, so what a cell changed does not reach the next message.
+2. **Test cells bypass IPython.** The executor below prefixes each test cell with
+   ``kernel.MARK`` when it sends it (the notebook keeps its source). The kernel then restores
+   everything, libraries included, and runs the cell itself: compiled under a file name that
+   is never in ``linecache`` or the history, the hidden part in a copy of the namespace, and
+   the verdict is its own ``try`` around ``exec``. While a test's code is on the stack, student
+   code it calls cannot get hold of a frame (and so of the test's code or locals).
+3. **The executor** (``GuardedExecute``, outside the kernel) gives a test cell its points only if
+   the reply carries the kernel's verdict for it, and fails every later test once a student
+   cell left a thread running or came back without the kernel's stamp (its code did not run).
+   It also caps what a cell may print (``max_cell_output``, ``max_notebook_output``).
+
+Hidden tests never reach feedback: ``autograder.feedback`` drops any output, of any cell, that
+quotes a line of them. What stays out of reach of this guard: code that runs later without
+being called (an object's ``__del__``, an event-loop callback) and so re-patches after the last
+restore; ``autograder.sandbox`` contains what such code can do beyond its own grade.
 """
 from __future__ import annotations
 
-import secrets
+import json
+import sys
 
-from nbformat.v4 import new_code_cell
-from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Bool
+from jupyter_client import AsyncKernelManager
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_core.utils import run_sync
+from nbformat import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Integer
 
+from .kernel import MARK, STAMP
 from .solutions import is_test_cell
 
-BASE = ["builtins", "math", "numpy", "numpy.testing", "torch", "torch.testing"]
-# Saved only where the notebook names them (import cost): libraries, and the course's own code
-# that hidden tests score with (a patched ``helpers.metrics.ssim`` must not fake a grade).
-OPTIONAL = ["sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate",
-            "autograder.conditional"]
-NAMES = {"torch": "torch", "np": "numpy", "numpy": "numpy", "math": "math", "sp": "sympy",
-         "sympy": "sympy", "mpmath": "mpmath"}
-
-RESTORE = ("(lambda v, s, dl, i, t, c, g, saved, mods: [[s(o, k, f) for o, d in saved for k, f in d.items() "
-           "if v(o).get(k) is not f], [dl(o, k) for o, d in saved if i(o, t) for k, f in list(v(o).items()) "
-           "if c(f) and k not in d], [g().__setitem__(n, m) for n, m in mods.items() "
-           "if n in g() and g()[n] is not m]])(*{store})  # autograder: undo monkey-patching")
+UNGUARDED = "the grader could not run this test in a clean kernel"
 
 
-def prelude(store: str, modules: list[str]) -> str:
-    objects = ", ".join(f"_m[{m!r}]" for m in modules) + ", _m['torch'].Tensor"
-    names = {n: m for n, m in NAMES.items() if m in modules}
-    return (f"import importlib as _il\n_m = {{n: _il.import_module(n) for n in {modules!r}}}\n"
-            f"{store} = (vars, setattr, delattr, isinstance, type, callable, globals,\n"
-            f"    [(o, {{k: v for k, v in vars(o).items() if callable(v) or type(v) is type(_il)}})\n"
-            f"     for o in ({objects})],\n"
-            f"    {{n: _m[m] for n, m in {names!r}.items()}})\n"
-            "del _il, _m  # autograder: trusted copies of the functions tests use")
+class GradingKernelManager(AsyncKernelManager):
+    """Starts ``autograder.kernel`` through ``autograder.sandbox``, whatever the notebook's kernel."""
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        return KernelSpec(argv=[sys.executable, "-m", "autograder.sandbox", "{connection_file}"],
+                          display_name="Python 3 (grading)", language="python")
 
 
-class GuardTests(NbGraderPreprocessor):
-    """Insert the saving cell first and the restoring line at the top of every test cell."""
+class GuardedExecute(Execute):
+    """nbgrader's ``Execute`` that sends test cells to the grading kernel's own runner,
+    takes their verdict from it, and caps cell output."""
 
-    enabled = Bool(True).tag(config=True)
+    max_cell_output = Integer(1 << 20, help="bytes of output kept per cell").tag(config=True)
+    max_notebook_output = Integer(8 << 20, help="bytes of output kept per notebook").tag(config=True)
 
-    def preprocess(self, nb, resources):
-        store = f"_autograder_{secrets.token_hex(8)}"
-        text = "\n".join(c.source for c in nb.cells)
-        modules = BASE + [m for m in OPTIONAL if m.rsplit(".", 1)[-1] in text]
-        for cell in nb.cells:
-            if is_test_cell(cell):
-                cell.source = RESTORE.format(store=store) + "\n" + cell.source
-        nb.cells.insert(0, new_code_cell(prelude(store, modules)))
-        return nb, resources
+    def __init__(self, **kwargs):
+        kwargs.setdefault("kernel_manager_class", GradingKernelManager)
+        super().__init__(**kwargs)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._taint, self._sizes, self._total = None, {}, 0
+        return super().preprocess(nb, resources, km)
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if not is_test_cell(cell):
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        source = cell.source
+        cell.source = MARK + source
+        try:
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history=False)
+        finally:
+            cell.source = source
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds the base class's coroutine otherwise
+
+    def on_cell_executed(self, **kwargs):
+        super().on_cell_executed(**kwargs)
+        cell, content = kwargs["cell"], kwargs["execute_reply"]["content"]
+        verdict = content.get(STAMP)
+        if not is_test_cell(cell):
+            if not isinstance(verdict, dict) or not verdict.get("cell"):
+                self._taint = self._taint or "a cell's code took over the kernel"
+            elif verdict.get("threads"):
+                self._taint = self._taint or f"a cell left threads running: {verdict['threads']}"
+            return
+        if self._taint or not isinstance(verdict, dict) or verdict.get("test") is not True:
+            if not any(o.output_type == "error" for o in cell.outputs):
+                reason = f"{UNGUARDED}: {self._taint}" if self._taint else UNGUARDED
+                cell.outputs.append(NotebookNode(output_type="error", ename="GradingError", evalue=reason,
+                                                 traceback=[f"GradingError: {reason}"]))
+
+    def output(self, outs, msg, display_id, cell_index):
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None:
+            return None
+        size = len(out.get("text", "")) if out.output_type == "stream" else len(json.dumps(out.get("data", {})))
+        used = self._sizes.get(cell_index, 0)
+        room = min(self.max_cell_output - used, self.max_notebook_output - self._total)
+        if size <= room:
+            self._sizes[cell_index] = used + size
+            self._total += size
+            return out
+        if outs and outs[-1] is out:
+            outs.pop()
+        if used > self.max_cell_output:  # already cut
+            return None
+        if out.output_type == "stream" and room > 0:
+            outs.append(NotebookNode(output_type="stream", name=out.name, text=out.text[:room]))
+            self._total += room
+        outs.append(NotebookNode(output_type="stream", name="stderr", text=(
+            f"\n[output cut: the grader keeps {self.max_cell_output >> 10} KiB per cell and "
+            f"{self.max_notebook_output >> 20} MiB per notebook]\n")))
+        self._sizes[cell_index] = self.max_cell_output + 1
+        return None

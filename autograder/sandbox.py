@@ -1,31 +1,34 @@
-"""The student's kernel in a sandbox: the course hidden or read-only, and a process cap.
+"""The student's kernel in a sandbox: ``bubblewrap`` namespaces and a process cap.
 
-``autograder.workers`` grades each submission with a ``python3`` kernelspec whose command is
-``python -m autograder.sandbox {connection_file} ...``. This launcher, started by nbgrader,
-prepares the kernel and then becomes it (``exec``).
+Every grading kernel is started as ``python -m autograder.sandbox {connection_file}``
+(``GradingKernelManager``); this launcher prepares the sandbox that ``$DGM_SANDBOX`` describes
+and then becomes the kernel (``exec``). As root with ``bwrap`` (Debian's ``bubblewrap``):
 
-As root (a grading server or container), in a mount namespace of its own:
+* its own pid, network, mount, IPC and UTS namespaces, all capabilities dropped and
+  ``--die-with-parent``: the kernel sees no other process, has no network (its messages go
+  through Unix sockets in the scratch folder), and everything it starts, double-forked or
+  not, dies with the namespace when grading ends;
+* the whole file system read-only, an empty private ``/tmp`` (so no other grader's scratch
+  course, connection file or socket is in sight) and ``/root`` hidden; the paths in ``hide``
+  (source notebooks, gradebooks, everyone's submissions, the exchange) are empty; only the
+  scratch folder being graded and its ``home/`` can be written;
+* a ``pids`` cgroup capped at ``NPROC`` tasks, joined before ``bwrap`` starts: a fork bomb fails
+  with ``BlockingIOError`` instead of filling the machine (root ignores ``RLIMIT_NPROC``).
 
-* each path in ``hide`` (source notebooks, gradebook, everyone's submissions and feedback, the
-  exchange) is covered by an empty read-only ``tmpfs`` (a file by ``/dev/null``): student code
-  cannot read hidden tests or other students' work, even by absolute path;
-* each path in ``readonly`` (the course folder, the course's code and Python) is bind-mounted
-  read-only: only the scratch copy being graded can be written;
-* ``CAP_SYS_ADMIN`` is dropped, so the kernel cannot undo those mounts;
-* the kernel joins a ``pids`` cgroup capped at ``NPROC`` tasks: a fork bomb fails with
-  ``BlockingIOError`` instead of filling the machine (root ignores ``RLIMIT_NPROC``).
+Why ``bwrap`` rather than our own ``unshare``/``mount`` calls: it sets up the pid and network
+namespaces and the death signal that a hand-written launcher would need a forking init for, it
+is small and audited (Flatpak's sandbox), and the launcher shrinks to building its argument list.
 
-Not root: no namespace (the kernel has the grader's rights on files; grade as root in a
-container where that matters) and the cap is ``RLIMIT_NPROC``, set above the number of
-processes the grader's user already has. Whatever cannot be set up is reported on the
-kernel's stderr (the grading log) and grading goes on.
+Not root, or no ``bwrap``: no namespaces (the kernel has the grader's rights on files; grade as
+root where that matters) and the cap is ``RLIMIT_NPROC`` above the processes the user already
+has. What cannot be set up is reported on the kernel's stderr (the grading log).
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 import time
@@ -34,21 +37,18 @@ from pathlib import Path
 SPEC_ENV = "DGM_SANDBOX"
 NPROC = 256  # processes and threads of one kernel and its children
 PIDS_V1, CGROUP_V2 = Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")
-_CLONE_NEWNS, _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 0x20000, 1, 32, 4096, 0x4000, 0x40000
-_PR_CAPBSET_DROP, _CAP_SYS_ADMIN = 24, 21
+KERNEL = [sys.executable, "-m", "autograder.kernel", "-f"]
 
 
-def kernelspec(folder: Path, hide: list[str], readonly: list[str], home: Path, cgroup: str) -> dict[str, str]:
-    """Write a ``python3`` kernelspec into ``folder/kernels`` that starts kernels through this
-    launcher; returns the environment variables that make nbgrader use it."""
-    spec = folder / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "autograder.sandbox", "{connection_file}"]
-    (spec / "kernel.json").write_text(json.dumps(
-        {"argv": argv, "display_name": "Python 3 (grading sandbox)", "language": "python"}))
-    return {"JUPYTER_PATH": str(folder), SPEC_ENV: json.dumps(
-        {"hide": [str(p) for p in hide], "readonly": [str(p) for p in readonly], "home": str(home),
-         "cgroup": cgroup})}
+def spec_env(hide: list[str], readonly: list[str], writable: list[str], home: Path, cgroup: str) -> dict[str, str]:
+    """The environment variable that tells this launcher how to sandbox the next kernel."""
+    return {SPEC_ENV: json.dumps({"hide": [str(p) for p in hide], "readonly": [str(p) for p in readonly],
+                                  "writable": [str(p) for p in writable], "home": str(home), "cgroup": cgroup})}
+
+
+def available() -> bool:
+    """Whether kernels get namespaces here (root and ``bwrap`` on the PATH)."""
+    return os.geteuid() == 0 and shutil.which("bwrap") is not None
 
 
 def _cgroup_base() -> Path | None:
@@ -99,32 +99,44 @@ def remove_cgroup(name: str) -> bool:
     return "max" in events and events[events.index("max") + 1] != "0"
 
 
-def _mounts(hide: list[str], readonly: list[str]) -> str | None:
-    """In a new mount namespace, hide and make read-only; returns why it could not, or None."""
-    libc = ctypes.CDLL(None, use_errno=True)
+def bwrap_args(spec: dict, cwd: str) -> list[str]:
+    """``bwrap``'s arguments for the sandbox ``spec`` (see the module's docstring)."""
+    args = ["bwrap", "--die-with-parent", "--unshare-all", "--cap-drop", "ALL", "--ro-bind", "/", "/",
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/root", "--tmpfs", "/run"]
+    for p in spec.get("readonly", []):  # what the kernel needs from under /root or /tmp, read-only
+        if os.path.exists(p):
+            args += ["--ro-bind", p, p]
+    for p in spec.get("writable", []):
+        args += ["--bind", p, p]
+    for p in spec.get("hide", []):
+        if os.path.isdir(p):
+            args += ["--tmpfs", p, "--remount-ro", p]
+        elif os.path.lexists(p):
+            args += ["--ro-bind", "/dev/null", p]
+    return args + ["--chdir", cwd, "--"]
 
-    def mount(src, target, fstype, flags, data=None) -> bool:
-        return libc.mount(src and src.encode(), target.encode(), fstype and fstype.encode(), flags,
-                          data and data.encode()) == 0
 
-    if libc.unshare(_CLONE_NEWNS) != 0 or not mount("none", "/", None, _MS_REC | _MS_PRIVATE):
-        return f"no mount namespace ({os.strerror(ctypes.get_errno())})"
-    for p in readonly:  # first, so that what is hidden inside stays hidden
-        p = os.path.realpath(p)
-        if os.path.isdir(p) and not (mount(p, p, None, _MS_BIND | _MS_REC)
-                                     and mount(None, p, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)):
-            return f"cannot make {p} read-only ({os.strerror(ctypes.get_errno())})"
-    for p in hide:
-        if not os.path.lexists(p):
-            continue
-        p = os.path.realpath(p)
-        ok = (mount("tmpfs", p, "tmpfs", _MS_RDONLY, "size=4k,mode=000") if os.path.isdir(p)
-              else mount("/dev/null", p, None, _MS_BIND))
-        if not ok:
-            return f"cannot hide {p} ({os.strerror(ctypes.get_errno())})"
-    if libc.prctl(_PR_CAPBSET_DROP, _CAP_SYS_ADMIN, 0, 0, 0) != 0:
-        return "cannot drop CAP_SYS_ADMIN"
-    return None
+def launch(argv: list[str]) -> None:
+    """Prepare the sandbox described by ``$DGM_SANDBOX`` and exec the grading kernel with
+    ``argv`` (the connection file, then the kernel's extra arguments)."""
+    spec = json.loads(os.environ.pop(SPEC_ENV, "{}"))
+    home = Path(spec.get("home") or os.environ.get("HOME", "/tmp"))
+    for var, sub in (("HOME", ""), ("IPYTHONDIR", ".ipython"), ("MPLCONFIGDIR", ".matplotlib"),
+                     ("XDG_CACHE_HOME", ".cache")):
+        os.environ[var] = str(home / sub)
+    command = KERNEL + argv
+    if not spec:
+        os.execv(command[0], command)
+    if available():
+        problem = join_cgroup(spec["cgroup"]) if spec.get("cgroup") else "no cgroup name"
+        if problem:
+            print(f"autograder sandbox: {problem}", file=sys.stderr)
+        os.environ.pop("JPY_PARENT_PID", None)  # its parent in the pid namespace is bwrap, not the grader
+        os.execvp("bwrap", bwrap_args(spec, os.getcwd()) + command)
+    print("autograder sandbox: no namespaces (needs root and bwrap)", file=sys.stderr)
+    limit = _tasks_of(os.getuid()) + NPROC
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    os.execv(command[0], command)
 
 
 def _tasks_of(uid: int) -> int:
@@ -137,26 +149,6 @@ def _tasks_of(uid: int) -> int:
         except (OSError, IndexError, ValueError):
             pass
     return count
-
-
-def launch(argv: list[str]) -> None:
-    """Prepare the sandbox described by ``$DGM_SANDBOX`` and exec the kernel with ``argv``
-    (the connection file, then ipykernel's extra arguments)."""
-    spec = json.loads(os.environ.pop(SPEC_ENV, "{}"))
-    problems = []
-    if os.geteuid() == 0:
-        problems += [join_cgroup(spec["cgroup"]) if spec.get("cgroup") else "no cgroup name",
-                     _mounts(spec.get("hide", []), spec.get("readonly", []))]
-    else:
-        limit = _tasks_of(os.getuid()) + NPROC
-        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-    for problem in filter(None, problems):
-        print(f"autograder sandbox: {problem}", file=sys.stderr)
-    home = Path(spec.get("home") or os.environ.get("HOME", "/tmp"))
-    for var, sub in (("HOME", ""), ("IPYTHONDIR", ".ipython"), ("MPLCONFIGDIR", ".matplotlib"),
-                     ("XDG_CACHE_HOME", ".cache")):
-        os.environ[var] = str(home / sub)
-    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", *argv])
 
 
 if __name__ == "__main__":

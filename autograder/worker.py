@@ -12,6 +12,7 @@ import multiprocessing.forkserver
 import os
 import resource
 import sys
+import tempfile
 from pathlib import Path
 
 LOG = "grading.log"
@@ -55,6 +56,10 @@ def grade(root: str, assignment: str, student: str, memory_mb: int, env: dict[st
     course = Course(Path(root), db_url=f"sqlite:///{Path(root) / DB}")
     # The kernel dies with this process group anyway: do not wait for it to exit on its own.
     course.config.Execute.shutdown_kernel = "immediate"
+    # Kernel messages go through Unix sockets in the scratch folder: the sandboxed kernel has no network.
+    course.config.KernelManager.transport = "ipc"
+    course.config.KernelManager.ip = os.path.join(root, "runtime", "kernel")  # absolute: the kernel's cwd differs
+    tempfile.tempdir = os.path.join(root, "runtime")  # where jupyter_client writes the connection file
     try:
         course.autograde(assignment, student, release=False)
     except GradingError as e:

@@ -23,6 +23,13 @@ from nbgrader.api import Gradebook
 
 from . import sandbox, worker
 from .config import DB_ENV, REPO, torch_env
+from .kernel import MODULES_ENV
+
+DATA_ENV = "DGM_DATA"
+# Modules a notebook's tests score with, imported and guarded by the kernel when the notebook names them.
+GUARDED = ("sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate",
+           "autograder.conditional")
+MAX_NOTEBOOK_MB = 20  # a submitted notebook above this is refused (its outputs are cleared anyway)
 from .course import Course
 
 WALL_CLOCK_S = 1800.0
@@ -112,7 +119,7 @@ def make_task(course: Course, student: str, assignment: str, folder: Path, grade
     to ``hide`` (e.g. the folder of submissions being graded)."""
     limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
     limits["hide"] = private_paths(course) + [str(p) for p in limits.get("hide", [])]
-    limits.setdefault("readonly", [str(course.root), str(REPO), sys.prefix, sys.base_prefix])
+    limits.setdefault("readonly", [str(REPO), sys.prefix, sys.base_prefix, *filter(None, [os.environ.get(DATA_ENV)])])
     return Task(assignment, student, read_tree(folder), read_tree(course.source(assignment).parent, True),
                 gradebook, **limits)
 
@@ -125,6 +132,11 @@ def run_task(task: Task) -> Outcome:
     ``home/`` of the scratch folder.
     """
     out = Outcome(task.assignment, task.student)
+    size = max((len(b) for n, b in task.files.items() if n.endswith(".ipynb")), default=0)
+    if size > MAX_NOTEBOOK_MB << 20:
+        out.error = (f"the submitted notebook is {size / 2**20:.0f} MB; the course grades notebooks of up to "
+                     f"{MAX_NOTEBOOK_MB} MB (clear large outputs and submit again)")
+        return out
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
         root = Path(tmp)
         db = root / worker.DB
@@ -134,11 +146,15 @@ def run_task(task: Task) -> Outcome:
         write_tree(root / "notebooks" / task.assignment, task.source_files)
         submitted = root / "submitted" / task.student / task.assignment
         write_tree(submitted, task.files)
+        (root / "runtime").mkdir(mode=0o700)
+        text = b"".join(task.files.values()).decode(errors="replace")
         env = {k: v for k, v in os.environ.items() if k != DB_ENV}  # the course's database stays out of sight
         env.update(**torch_env(), OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
                    DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
-                   **sandbox.kernelspec(root / "jupyter", [*task.hide, str(db)],
-                                        task.readonly, root / "home", root.name))
+                   JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+                   **{MODULES_ENV: ",".join(m for m in GUARDED if m.rsplit(".", 1)[-1] in text)},
+                   **sandbox.spec_env([*task.hide, str(db), str(root / worker.LOG)], task.readonly, [str(root)],
+                                      root / "home", root.name))
         child = worker.context().Process(target=worker.grade, daemon=False, args=(
             str(root), task.assignment, task.student, task.memory_mb, env))
         child.start()
