@@ -8,7 +8,7 @@ DATA_MIRROR ?= ../shared/data
 LAB_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup data browser release workspace lab test selfcheck bench clean
+.PHONY: setup data browser sandbox release workspace lab test selfcheck bench clean
 
 setup: $(STAMP) data
 
@@ -35,6 +35,13 @@ browser:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "Chromium is not installed and cannot be installed here: the browser tests will be skipped."
 
+# bubblewrap for the grading sandbox (autograder/sandbox.py): Debian's package, installed when
+# missing and we are root; without it (or root) kernels get no namespaces and those tests are skipped.
+sandbox:
+	@command -v bwrap >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } \
+		|| echo "bubblewrap is not installed and cannot be installed here: grading kernels get no namespaces."
+
 # The student's copy of the release: new notebooks are added, edited ones are never overwritten.
 workspace: release
 	$(PY) -m autograder.lab --no-start
@@ -43,7 +50,7 @@ workspace: release
 lab: release
 	$(PY) -m autograder.lab $(LAB_ARGS)
 
-test: setup browser
+test: setup browser sandbox
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 selfcheck: setup

@@ -136,6 +136,11 @@ class Course:
                     f"autograde {student}/{assignment}")
         return self.score(assignment, student)
 
+    def feedback(self, assignment: str, student: str) -> Path:
+        """Generate the feedback of a graded submission; returns its HTML file."""
+        self._check(self.api.generate_feedback(assignment, student, force=True), f"feedback {student}/{assignment}")
+        return self.root / "feedback" / student / assignment / f"{assignment}.html"
+
     # --- gradebook ---------------------------------------------------------------
     def score(self, assignment: str, student: str) -> Score:
         with Gradebook(self.db_url) as gb:

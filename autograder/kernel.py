@@ -175,10 +175,19 @@ def restore(snap: Snapshot, everything: bool, *, vars=vars, setattr=setattr, get
 
 
 def foreign_threads(snap: Snapshot, *, current=sys._current_frames, enumerate=threading.enumerate,
-                    ident=threading.get_ident) -> list[str]:
-    """Threads running Python code that the kernel did not start."""
-    me, names = ident(), {t.ident: t.name for t in enumerate()}
-    return [names.get(i, str(i)) for i in current() if i not in snap.threads and i != me]
+                    ident=threading.get_ident, getattr=getattr, type=type, machinery=MACHINERY) -> list[str]:
+    """Threads running Python code that the kernel did not start: not there at its start, and
+    not a thread class of its machinery running its own ``run`` (pyzmq's garbage collector)."""
+    me, threads = ident(), {t.ident: t for t in enumerate()}
+    foreign = []
+    for i in current():
+        t = threads.get(i)
+        if i in snap.threads or i == me or (t is not None and getattr(t, "_target", None) is None
+                                            and _top(type(t).__module__) in machinery):
+            continue
+        target = getattr(getattr(t, "_target", None), "__qualname__", type(t).__name__)
+        foreign.append(f"{getattr(t, 'name', i)} ({target})")
+    return foreign
 
 
 def arm(protected_types: frozenset, protected_modules: frozenset, protected_functions: frozenset) -> None:
@@ -223,6 +232,21 @@ def arm(protected_types: frozenset, protected_modules: frozenset, protected_func
     sys.addaudithook(hook)
 
 
+def frozen_view(module, memo: dict, *, ModuleType=types.ModuleType, vars=vars, id=id,
+                issubclass=issubclass, type=type, list=list):
+    """A new module object holding a copy of ``module``'s namespace (its submodules viewed the
+    same way): what a test calls through it cannot be patched by the code it tests."""
+    view = memo.get(id(module))
+    if view is None:
+        view = memo[id(module)] = ModuleType(module.__name__)
+        top, d = module.__name__.split(".")[0], vars(view)
+        for k, v in list(vars(module).items()):
+            # type(v), not isinstance: some objects warn when their __class__ is read
+            d[k] = frozen_view(v, memo) if issubclass(type(v), ModuleType) and vars(v).get(
+                "__name__", "").split(".")[0] == top else v
+    return view
+
+
 def _run(shell, source: str, ns: dict, *, parse=ast.parse, compile=compile, exec=exec, eval=eval,
          Expr=ast.Expr, Expression=ast.Expression, isinstance=isinstance, test_file=TEST_FILE) -> None:
     tree = parse(source, test_file)
@@ -235,15 +259,26 @@ def _run(shell, source: str, ns: dict, *, parse=ast.parse, compile=compile, exec
 
 
 def run_test(kernel, snap: Snapshot, code: str, *, restore=restore, foreign_threads=foreign_threads,
-             run=_run, dict=dict, type=type, str=str, hidden_mark=HIDDEN, stamp=STAMP,
-             BaseException=BaseException, RuntimeError=RuntimeError) -> dict:
-    """Run a test cell in restored machinery: its visible part in the notebook's namespace, its
-    hidden part in a copy (nothing it defines outlives it). The verdict is this function's own
-    ``try``: no hook of the submission's sits between the test and it."""
+             run=_run, view=frozen_view, dict=dict, type=type, hidden_mark=HIDDEN, stamp=STAMP,
+             BaseException=BaseException, RuntimeError=RuntimeError, isinstance=isinstance,
+             missing=_MISSING) -> dict:
+    """Run a test cell in restored machinery: its visible part in a copy of the notebook's
+    namespace (what it defines is copied back), its
+    hidden part in a copy (nothing it defines outlives it), both with the usual module names
+    bound to ``frozen_view``s that the code under test cannot reach. The verdict is this function's own ``try``: no hook of the submission's
+    sits between the test and it."""
     restore(snap, True)
+    parent = kernel.get_parent("shell")
+    if isinstance(parent, dict) and isinstance(parent.get("content"), dict):
+        parent["content"]["code"] = ""  # the request (hidden tests included) is out of reach
     shell = kernel.shell
     ns = shell.user_ns
-    ns.update(snap.names)
+
+    def fresh():  # the notebook's names, the usual module names bound to new frozen views
+        copy, memo = dict(ns), {}
+        copy.update({n: view(m, memo) for n, m in snap.names})
+        return copy
+
     visible, _, hidden = code.partition(hidden_mark)
     error = None
     threads = foreign_threads(snap)
@@ -251,9 +286,12 @@ def run_test(kernel, snap: Snapshot, code: str, *, restore=restore, foreign_thre
         error = RuntimeError(f"tests do not run while threads that your code started are alive: {threads}")
     else:
         try:
-            run(shell, visible, ns)
+            local = fresh()
+            before = dict(local)
+            run(shell, visible, local)
+            ns.update({k: v for k, v in local.items() if before.get(k, missing) is not v})  # what it defined
             if hidden:
-                run(shell, hidden_mark + hidden, dict(ns))
+                run(shell, hidden_mark + hidden, fresh())
         except BaseException as e:  # noqa: BLE001 -- any failure is the test's verdict
             error = e
     restore(snap, True)

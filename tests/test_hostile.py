@@ -3,13 +3,16 @@ student gets the grade the rules give. All are graded in one parallel run (``--w
 from __future__ import annotations
 
 import os
+from html import escape as html_escape
+from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import guard, submissions
+from autograder import kernel, sandbox, submissions
+from autograder.feedback import hidden_lines
 from autograder.config import REPO, torch_env
 from autograder.grade import grade_folder
 
@@ -69,7 +72,7 @@ CASES = {
     "infinite_loop": (prepend("kl_discrete", "while True:\n    pass"), FULL - 2, "test_kl_discrete"),
     "sys_exit": (prepend("kl_discrete", "import sys\nsys.exit(3)"), FULL - 2, "test_kl_discrete"),
     "memory_bomb": (prepend("kl_discrete", "hog = bytearray(40 << 30)"), FULL - 2, "test_kl_discrete"),
-    "huge_output": (prepend("kl_discrete", "print('x' * 20_000_000)"), FULL, None),
+    "huge_output": (prepend("kl_discrete", "for _ in range(30):\n    print('x' * (10 << 20))"), FULL, None),
     "deleted_test_cell": (both(drop("test_kl_normal"), set_source("kl_normal", WRONG_KL)),
                           FULL - 3 - 3, "test_kl_normal"),
     "edited_test_cell": (both(set_source("test_kl_normal", "pass"), set_source("kl_normal", WRONG_KL)),
@@ -89,11 +92,75 @@ CASES = {
     "fake_torch_module": (both(set_source("kl_normal", WRONG_KL), prepend(
         "kl_normal", "import types\nfake = types.ModuleType('torch')\nfake.__dict__.update(vars(torch))\n"
         "fake.allclose = lambda *a, **k: True\ntorch = fake")), FULL - 3 - 3, "test_kl_normal"),
+    "patches_inside_the_graded_function": (set_source("kl_normal", "def kl_normal(qm, qv, pm, pv):\n"
+        "    import numpy.testing\n    numpy.testing.assert_allclose = lambda *a, **k: None\n"
+        "    return qm.sum(-1)"), FULL - 3, "test_kl_normal"),
 }
-# As root the kernel runs in autograder.sandbox: the course is hidden or read-only, the scratch
-# gradebook is /dev/null to it, and its processes are capped. Not root: no mount namespace.
-SANDBOXED = os.geteuid() == 0
+
+# The kernel's own machinery (autograder.guard): each trick is added to an unanswered notebook,
+# which must still score what the unanswered notebook scores.
+IP = "ip = get_ipython()\nk = ip.kernel\n"
+MACHINERY = {
+    "input_transformer": IP + "ip.input_transformers_cleanup.append(lambda lines: ['pass\\n'])",
+    "input_transformer_post": IP + "ip.input_transformers_post.append(lambda lines: ['pass\\n'])",
+    "ast_transformer": IP + "import ast\nclass Quiet(ast.NodeTransformer):\n"
+        "    def visit_Module(self, node):\n        body = ast.parse('try:\\n    pass\\nexcept BaseException:\\n    pass').body\n"
+        "        body[0].body = node.body or [ast.Pass()]\n        node.body = body\n        return node\n"
+        "ip.ast_transformers.append(Quiet())",
+    "custom_exception_handler": IP + "ip.set_custom_exc((BaseException,), lambda *a, **kw: None)\n"
+        "ip.events.register('post_run_cell', lambda r: setattr(r, 'error_in_exec', None))",
+    "traceback_display": IP + "ip.showtraceback = ip._showtraceback = lambda *a, **kw: None\n"
+        "ip.events.register('post_execute', lambda: setattr(ip, 'showtraceback', lambda *a, **kw: None))",
+    "trace_hook_jumps_asserts": "import sys, threading\n"
+        "def tracer(frame, event, arg):\n    if event == 'line' and 'assert' in (frame.f_code.co_name or ''):\n"
+        "        frame.f_lineno += 1\n    return tracer\n"
+        "for hook in (sys.settrace, threading.settrace, sys.setprofile):\n    try:\n        hook(tracer)\n"
+        "    except RuntimeError:\n        pass",
+    "event_callbacks": IP + "import builtins\n"
+        "ip.events.register('pre_run_cell', lambda info: setattr(builtins, 'AssertionError', type('AE', (Exception,), {})))\n"
+        "ip.events.register('pre_execute', lambda: setattr(builtins, 'NotImplementedError', type('NI', (Warning,), {})))",
+    "forged_execute_reply": IP + "async def fake(*a, **kw):\n"
+        "    return {'status': 'ok', 'execution_count': 1, 'user_expressions': {}, 'payload': [], 'autograder': {'test': True}}\n"
+        "k.do_execute = fake\nk.shell_handlers['execute_request'] = k.shell_handlers['kernel_info_request']",
+    "message_filter": IP + "send = k.session.send\n"
+        "def quiet(stream, msg_or_type, content=None, *a, **kw):\n"
+        "    if msg_or_type == 'error':\n        return None\n"
+        "    if msg_or_type == 'execute_reply' and content:\n        content = dict(content, status='ok')\n"
+        "        content.setdefault('autograder', {'test': True})\n    return send(stream, msg_or_type, content, *a, **kw)\n"
+        "k.session.send = quiet",
+    "rewrites_the_guard": "import autograder.kernel as g\nfor attempt in (\n"
+        "        lambda: setattr(g.restore, '__code__', (lambda *a, **k: None).__code__),\n"
+        "        lambda: setattr(g.GradingKernel, 'do_execute', None),\n"
+        "        lambda: setattr(get_ipython().kernel, '__class__', type('E', (object,), {})),\n"
+        "        lambda: __import__('gc').get_objects()):\n    try:\n        attempt()\n"
+        "    except (RuntimeError, TypeError):\n        pass\n"
+        "vars(g)['restore'] = vars(g)['run_test'] = lambda *a, **k: {'status': 'ok', 'autograder': {'test': True}}",
+    "background_thread": IP + "import threading, time\n"
+        "def again():\n    while True:\n        ip.showtraceback = lambda *a, **kw: None\n"
+        "        ip.events.register('post_run_cell', lambda r: setattr(r, 'error_in_exec', None))\n        time.sleep(0.001)\n"
+        "threading.Thread(target=again, daemon=True).start()",
+    "signal_handler": IP + "import signal\n"
+        "def again(*a):\n    ip.showtraceback = lambda *a, **kw: None\n"
+        "signal.signal(signal.SIGALRM, again)\nsignal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)",
+}
+# Tricks that try to copy the hidden tests into the feedback (scored like the unanswered notebook,
+# and no hidden line may appear in the feedback).
+LEAKS = {
+    "prints_history": ("elbo", "print(In, _ih, Out)"),
+    "prints_the_request": ("kl_normal", "def kl_normal(*args):\n    import base64\n"
+        "    code = get_ipython().kernel.get_parent('shell')['content']['code']\n"
+        "    print(code, base64.b64encode(code.encode()))\n    raise ValueError(code)"),
+    "prints_the_callers_frame": ("kl_normal", "def kl_normal(*args):\n    import sys, inspect, linecache, dis\n"
+        "    print(list(linecache.cache))\n    frame = sys._getframe(1)\n"
+        "    print(inspect.getsource(frame), dis.Bytecode(frame.f_code).dis())"),
+    "prints_from_a_hook": ("kl_discrete", IP + "ip.events.register('pre_run_cell', lambda info: print(info.raw_cell))\n"
+        "ip.input_transformers_cleanup.append(lambda lines: print(''.join(lines)) or lines)"),
+}
+# As root the kernel runs in autograder.sandbox (bubblewrap): the course is hidden or read-only,
+# the scratch gradebook is /dev/null to it, /tmp is its own, no network, its processes capped.
+SANDBOXED = sandbox.available()
 SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
+TOKEN = f"dgm-orphan-{os.getpid()}"
 CASES["writes_gradebook"] = (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"),
                              FULL if SANDBOXED else 0, None)
 SANDBOX_CASES = {
@@ -102,6 +169,22 @@ SANDBOX_CASES = {
     "reads_gradebook": (prepend("kl_discrete", "print(open('../../../gradebook.db', 'rb').read())"), FULL, None),
     "writes_into_course_code": (prepend("kl_discrete", f"open({str(REPO / 'helpers' / 'planted.py')!r}, 'w')"),
                                 FULL - 2, "test_kl_discrete"),
+    "detached_child": (prepend("kl_discrete", "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
+                               f"'import time; time.sleep(600)', {TOKEN!r}], start_new_session=True)"), FULL, None),
+    "network": (prepend("kl_discrete", "import socket, os\ntry:\n"
+                        "    socket.create_connection(('127.0.0.1', int(os.environ.get('DGM_TEST_PORT', '1'))), timeout=3)\n"
+                        "    print('network: connected')\nexcept OSError as e:\n    print('network: refused', e)"),
+                FULL, None),
+    # Reaches for other graders' kernels (connection files, sockets, processes) while they run.
+    "other_kernels": (prepend("kl_discrete", """import glob, os, time
+found = set()
+end = time.time() + 15
+while time.time() < end:
+    for pattern in ('/tmp/dgm-grade-*/runtime/*', '/tmp/*.json', '/tmp/**/kernel*', '/root/.local/share/jupyter/runtime/*'):
+        found.update(glob.glob(pattern, recursive=True))
+    found.update(p for p in os.listdir('/proc') if p.isdigit() and int(p) > 2)
+    time.sleep(0.5)
+print('other kernels:', sorted(found))"""), FULL, None),
 }
 if SANDBOXED:
     CASES.update(SANDBOX_CASES)
@@ -109,12 +192,23 @@ if SANDBOXED:
 
 @pytest.fixture(scope="module")
 def hostile_run(course, released, tmp_path_factory):
+    import socket
+
     inbox = tmp_path_factory.mktemp("hostile")
     source = course.source(AID)
     for name, (edit, _, _) in CASES.items():
         nb = submissions.answered(released(AID), source)
         edit(nb)
         submissions.write(nb, inbox, name, AID)
+    for name, code in MACHINERY.items():
+        nb = nbformat.read(released(AID), as_version=4)
+        prepend("kl_discrete", code)(nb)
+        submissions.write(nb, inbox, name, AID)
+    for name, (gid, code) in LEAKS.items():
+        nb = nbformat.read(released(AID), as_version=4)
+        (set_source if gid == "kl_normal" else prepend)(gid, code)(nb)
+        submissions.write(nb, inbox, name, AID)
+    submissions.write(nbformat.read(released(AID), as_version=4), inbox, "unanswered", AID)
     (inbox / "malformed_json" / AID).mkdir(parents=True)
     (inbox / "malformed_json" / AID / f"{AID}.ipynb").write_text("{not json")
     (inbox / "missing_notebook" / AID).mkdir(parents=True)
@@ -130,34 +224,78 @@ def hostile_run(course, released, tmp_path_factory):
     prepend("kl_discrete", "import os\nwhile True:\n    os.fork()")(bomb)
     submissions.write(bomb, inbox, "fork_bomb", AID)
     (inbox / "extra_files" / AID / "big.bin").write_bytes(b"\0" * (5 << 20))
-    results = grade_folder(course, inbox, workers=2, progress=False, cell_timeout=20)
-    return {r.student: r for r in results}
+    huge = submissions.answered(released(AID), source)
+    huge.cells.append(nbformat.v4.new_markdown_cell("x" * (120 << 20)))
+    submissions.write(huge, inbox, "huge_notebook", AID)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    os.environ["DGM_TEST_PORT"] = str(listener.getsockname()[1])
+    try:
+        results = grade_folder(course, inbox, workers=2, progress=False, cell_timeout=20)
+        try:
+            listener.accept()
+            connected = True
+        except TimeoutError:
+            connected = False
+    finally:
+        del os.environ["DGM_TEST_PORT"]
+        listener.close()
+    return {r.student: r for r in results}, connected
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_hostile_submission_gets_the_rule_grade(hostile_run, course, name):
     _, expected, zero_cell = CASES[name]
-    result = hostile_run[name]
+    result = hostile_run[0][name]
     assert result.score is not None, result.error
     assert result.score.auto == expected, result.line()
     if zero_cell:
         assert course.cell_scores(AID, name)[zero_cell] == 0
 
 
+@pytest.mark.parametrize("name", list(MACHINERY) + list(LEAKS))
+def test_tricks_on_the_kernel_score_what_the_unanswered_notebook_scores(hostile_run, course, name):
+    results = hostile_run[0]
+    assert results[name].score is not None, results[name].error
+    assert results[name].score.auto == results["unanswered"].score.auto == 0, results[name].line()
+    assert course.cell_scores(AID, name) == course.cell_scores(AID, "unanswered")
+    html = course.feedback(AID, name).read_text()
+    leaked = [line for line in hidden_lines(nbformat.read(SOURCE, as_version=4)) if html_escape(line) in html]
+    assert not leaked, f"the feedback shows hidden-test lines: {leaked[:3]}"
+    for internal in (kernel.MARK.strip(), "_autograder_", "autograder.kernel"):
+        assert internal not in html, f"the feedback shows the grader's machinery ({internal})"
+
+
+def test_feedback_shows_verdicts_and_messages_but_no_hidden_code(hostile_run, course):
+    html = course.feedback(AID, "unanswered").read_text()
+    assert "NotImplementedError" in html and "(hidden tests ran here)" in html
+    assert "KL(p||p) must be 0" in html or "kl_discrete" in html  # the visible tests stay
+
+
 def test_broken_submissions_are_reported_and_the_gradebook_survives(hostile_run, course):
-    assert "JSON" in hostile_run["malformed_json"].error and hostile_run["malformed_json"].score.auto == 0
-    assert hostile_run["missing_notebook"].score is None and "no 00_kl_elbo.ipynb" in hostile_run["missing_notebook"].error
-    assert hostile_run["extra_files"].score.auto == FULL
+    results = hostile_run[0]
+    assert "JSON" in results["malformed_json"].error and results["malformed_json"].score.auto == 0
+    assert results["missing_notebook"].score is None and "no 00_kl_elbo.ipynb" in results["missing_notebook"].error
+    assert results["extra_files"].score.auto == FULL
     # Rules: a notebook of another assignment, or one that kills the grading kernel, scores 0
     # and the reason is reported (and shown in its feedback notebook).
-    assert hostile_run["other_assignment"].score.auto == 0
-    assert "another assignment" in hostile_run["other_assignment"].error
-    assert hostile_run["kernel_exit"].score.auto == 0 and "Kernel died" in hostile_run["kernel_exit"].error
+    assert results["other_assignment"].score.auto == 0
+    assert "another assignment" in results["other_assignment"].error
+    assert results["kernel_exit"].score.auto == 0 and "Kernel died" in results["kernel_exit"].error
+    assert results["huge_notebook"].score.auto == 0 and "MB" in results["huge_notebook"].error
     if not SANDBOXED:
-        assert hostile_run["writes_gradebook"].error, "a broken scratch gradebook is reported"
+        assert results["writes_gradebook"].error, "a broken scratch gradebook is reported"
     with Gradebook(course.db_url) as gb:  # the course's gradebook is untouched and complete
         graded = {s.student.id for s in gb.find_assignment(AID).submissions}
-    assert set(CASES) <= graded
+    assert set(CASES) | set(MACHINERY) | set(LEAKS) <= graded
+    assert all(r.score is not None for n, r in results.items() if n != "missing_notebook"), "grade never crashed"
+
+
+def test_output_floods_are_cut_and_nothing_grows_with_them(hostile_run, course):
+    notebook = course.autograded("huge_output", AID) / f"{AID}.ipynb"
+    assert notebook.stat().st_size < 4 << 20, "the autograded notebook keeps at most the cap"
+    assert "output cut" in notebook.read_text()
+    assert Path(course.db_url.removeprefix("sqlite:///")).stat().st_size < 20 << 20
 
 
 def printed(course, name: str) -> str:
@@ -173,55 +311,30 @@ def test_grading_kernels_run_with_the_course_torch_env(hostile_run, course):
     assert f"ATen kernels: {want}" in printed(course, "prints_kernel_setup")
 
 
-@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root (mount namespace, pids cgroup)")
-def test_sandbox_hides_the_course_from_student_code(hostile_run, course):
+@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root and bwrap (make test installs it)")
+def test_sandbox_hides_the_course_and_other_graders(hostile_run, course):
     source = printed(course, "reads_source_notebook")
     assert "No such file" in source and "HIDDEN" not in source
     assert printed(course, "reads_gradebook").strip() == "b''", "the scratch gradebook must look empty"
     assert "Read-only file system" in printed(course, "writes_into_course_code")
     assert not (REPO / "helpers" / "planted.py").exists(), "the course's code must be read-only"
+    assert "other kernels: []" in printed(course, "other_kernels"), printed(course, "other_kernels")
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root and bwrap (make test installs it)")
+def test_no_network_and_no_process_outlives_grading(hostile_run, course):
+    assert "network: refused" in printed(course, "network") and not hostile_run[1]
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if TOKEN in " ".join(p.info["cmdline"] or [])]
+    assert not left, "a detached child of a graded submission survived grading"
 
 
 @pytest.mark.skipif(not SANDBOXED, reason="the process cap for root needs a pids cgroup")
 def test_fork_bomb_is_capped_and_cleaned_up(hostile_run, course):
-    result = hostile_run["fork_bomb"]
+    result = hostile_run[0]["fork_bomb"]
     assert result.score is not None and result.score.auto <= FULL - 2, result.line()
     assert "fork bomb" in result.error
     left = [p.pid for p in psutil.process_iter(["cwd"]) if "dgm-grade-" in (p.info["cwd"] or "")]
     assert not left, "no process of a graded submission survives"
-
-
-def test_guard_restores_numpy_and_torch_testing():
-    import numpy
-    import torch
-
-    ns: dict = {}
-    exec(guard.prelude("_saved", guard.BASE), ns)
-    real = numpy.testing.assert_allclose, torch.testing.assert_close
-    try:
-        numpy.testing.assert_allclose = torch.testing.assert_close = lambda *a, **k: None
-        exec(guard.RESTORE.format(store="_saved"), ns)
-        assert (numpy.testing.assert_allclose, torch.testing.assert_close) == real
-        with pytest.raises(AssertionError):
-            numpy.testing.assert_allclose(1.0, 2.0)
-    finally:
-        numpy.testing.assert_allclose, torch.testing.assert_close = real
-
-
-def test_guard_restores_the_course_code_that_hidden_tests_score_with():
-    import autograder.conditional as conditional
-    import helpers.metrics as metrics
-
-    ns: dict = {}
-    exec(guard.prelude("_saved", guard.BASE + ["helpers.metrics", "autograder.conditional"]), ns)
-    real = metrics.ssim, conditional.metrics, conditional.evaluate
-    try:
-        metrics.ssim = lambda *a, **k: 1.0
-        conditional.metrics, conditional.evaluate = None, lambda *a, **k: "full marks"
-        exec(guard.RESTORE.format(store="_saved"), ns)
-        assert (metrics.ssim, conditional.metrics, conditional.evaluate) == real
-    finally:
-        metrics.ssim, conditional.metrics, conditional.evaluate = real
 
 
 def test_regrading_is_idempotent_and_parallel_matches_serial(course, released, tmp_path):
