@@ -54,7 +54,8 @@ class GradingKernelManager(AsyncKernelManager):
     @property
     def kernel_spec(self) -> KernelSpec:
         return KernelSpec(argv=[sys.executable, "-m", "autograder.sandbox", "{connection_file}"],
-                          display_name="Python 3 (grading)", language="python")
+                          display_name="Python 3 (grading)", language="python",
+                          interrupt_mode="message")  # a signal would not cross into the sandbox
 
 
 class GuardedExecute(Execute):
