@@ -90,6 +90,8 @@ class GuardedExecute(Execute):
         cell, content = kwargs["cell"], kwargs["execute_reply"]["content"]
         verdict = content.get(STAMP)
         if not is_test_cell(cell):
+            if content == {**self.error_on_timeout, "status": "error"}:
+                return  # nbclient's own reply to a cell it interrupted after its timeout
             if not isinstance(verdict, dict) or not verdict.get("cell"):
                 self._taint = self._taint or "a cell's code took over the kernel"
             elif verdict.get("threads"):
