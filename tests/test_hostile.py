@@ -11,7 +11,7 @@ import psutil
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import kernel, sandbox, submissions
+from autograder import kernel as grading_kernel, sandbox, submissions
 from autograder.feedback import hidden_lines
 from autograder.config import REPO, torch_env
 from autograder.grade import grade_folder
@@ -94,7 +94,7 @@ CASES = {
         "fake.allclose = lambda *a, **k: True\ntorch = fake")), FULL - 3 - 3, "test_kl_normal"),
     "patches_inside_the_graded_function": (set_source("kl_normal", "def kl_normal(qm, qv, pm, pv):\n"
         "    import numpy.testing\n    numpy.testing.assert_allclose = lambda *a, **k: None\n"
-        "    return qm.sum(-1)"), FULL - 3, "test_kl_normal"),
+        "    return qm.sum(-1)"), FULL - 3 - 3, "test_kl_normal"),
 }
 
 # The kernel's own machinery (autograder.guard): each trick is added to an unanswered notebook,
@@ -162,11 +162,12 @@ SANDBOXED = sandbox.available()
 SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
 TOKEN = f"dgm-orphan-{os.getpid()}"
 CASES["writes_gradebook"] = (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"),
-                             FULL if SANDBOXED else 0, None)
+                             FULL - 2 if SANDBOXED else 0, "test_kl_discrete" if SANDBOXED else None)
 SANDBOX_CASES = {
     "reads_source_notebook": (prepend("kl_discrete", f"print(open({str(SOURCE)!r}).read())"),
                               FULL - 2, "test_kl_discrete"),
-    "reads_gradebook": (prepend("kl_discrete", "print(open('../../../gradebook.db', 'rb').read())"), FULL, None),
+    "reads_gradebook": (prepend("kl_discrete", "print(open('../../../gradebook.db', 'rb').read())"),
+                        FULL - 2, "test_kl_discrete"),
     "writes_into_course_code": (prepend("kl_discrete", f"open({str(REPO / 'helpers' / 'planted.py')!r}, 'w')"),
                                 FULL - 2, "test_kl_discrete"),
     "detached_child": (prepend("kl_discrete", "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', "
@@ -177,6 +178,7 @@ SANDBOX_CASES = {
                 FULL, None),
     # Reaches for other graders' kernels (connection files, sockets, processes) while they run.
     "other_kernels": (prepend("kl_discrete", """import glob, os, time
+mine = os.path.abspath('../../..')  # this submission's own scratch course
 found = set()
 end = time.time() + 15
 while time.time() < end:
@@ -184,7 +186,7 @@ while time.time() < end:
         found.update(glob.glob(pattern, recursive=True))
     found.update(p for p in os.listdir('/proc') if p.isdigit() and int(p) > 2)
     time.sleep(0.5)
-print('other kernels:', sorted(found))"""), FULL, None),
+print('other kernels:', sorted(f for f in found if not f.startswith(mine)))"""), FULL, None),
 }
 if SANDBOXED:
     CASES.update(SANDBOX_CASES)
@@ -262,7 +264,7 @@ def test_tricks_on_the_kernel_score_what_the_unanswered_notebook_scores(hostile_
     html = course.feedback(AID, name).read_text()
     leaked = [line for line in hidden_lines(nbformat.read(SOURCE, as_version=4)) if html_escape(line) in html]
     assert not leaked, f"the feedback shows hidden-test lines: {leaked[:3]}"
-    for internal in (kernel.MARK.strip(), "_autograder_", "autograder.kernel"):
+    for internal in (grading_kernel.MARK.strip(), "_autograder_", "undo monkey-patching"):
         assert internal not in html, f"the feedback shows the grader's machinery ({internal})"
 
 
@@ -315,7 +317,7 @@ def test_grading_kernels_run_with_the_course_torch_env(hostile_run, course):
 def test_sandbox_hides_the_course_and_other_graders(hostile_run, course):
     source = printed(course, "reads_source_notebook")
     assert "No such file" in source and "HIDDEN" not in source
-    assert printed(course, "reads_gradebook").strip() == "b''", "the scratch gradebook must look empty"
+    assert "Permission denied" in printed(course, "reads_gradebook"), "the scratch gradebook is out of reach"
     assert "Read-only file system" in printed(course, "writes_into_course_code")
     assert not (REPO / "helpers" / "planted.py").exists(), "the course's code must be read-only"
     assert "other kernels: []" in printed(course, "other_kernels"), printed(course, "other_kernels")
