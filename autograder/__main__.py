@@ -1,14 +1,17 @@
-"""Command line: ``python -m autograder {release,grade,export,selfcheck}`` (run from anywhere)."""
+"""Command line: ``python -m autograder {release,bundle,grade,export,roster,selfcheck}`` (run from anywhere)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
+from .bundle import write_bundle
 from .config import DB_ENV, REPO
 from .course import Course, GradingError
 from .grade import grade_folder
+from .schedule import FORMAT, Schedule, ScheduleError
 from .selfcheck import selfcheck
 from .workers import MEMORY_MB, WALL_CLOCK_S
 
@@ -22,7 +25,14 @@ def main(argv: list[str] | None = None) -> int:
                         f"(default: ${DB_ENV}, else gradebook.db in the course root)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("release", help="build the student release (solutions stubbed, hidden tests removed)")
-    r.add_argument("assignments", nargs="*", help="default: every assignment, in order")
+    r.add_argument("assignments", nargs="*", help="default: those whose release date has come (course.toml)")
+    b = sub.add_parser("bundle", help="write the student repository (released notebooks, helpers, set-up)")
+    b.add_argument("folder", type=Path)
+    b.add_argument("assignments", nargs="*", help="default: those whose release date has come (course.toml)")
+    for q in (r, b):
+        q.add_argument("--now", type=lambda v: datetime.strptime(v, FORMAT), metavar="'YYYY-MM-DD HH:MM'",
+                       help="release as of this date (UTC) instead of now")
+        q.add_argument("--force", action="store_true", help="ignore release dates (never the rule that what a notebook answers is due)")
     g = sub.add_parser("grade", help="autograde SUBMITTED_DIR/<student>/<assignment>/ into the gradebook")
     g.add_argument("submitted", type=Path)
     g.add_argument("--assignment", action="append", help="grade only these (repeatable)")
@@ -49,8 +59,18 @@ def main(argv: list[str] | None = None) -> int:
                     checks = selfcheck(Path(tmp), args.assignments or None)
             return 0 if all(c.ok for c in checks) else 1
         course = Course(args.course, db_url=args.db)
-        if args.command == "release":
-            for aid in args.assignments or course.assignments():
+        if args.command in ("release", "bundle"):
+            schedule = Schedule.load()
+            names = args.assignments or (course.assignments() if args.force else schedule.released(args.now))
+            for aid in names:
+                schedule.check_release(aid, args.now, force=args.force)
+            if not names:
+                print("no assignment's release date has come (course.toml); name them, or use --now/--force")
+            if args.command == "bundle":
+                print(f"student repository with {', '.join(names) or 'no assignments'}: "
+                      f"{write_bundle(course, args.folder, names)}")
+                return 0
+            for aid in names:
                 print(f"{aid}: released to {course.release(aid)}")
             return 0
         if args.command == "grade":
@@ -71,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             print(f"grades written to {course.export(args.csv)}")
             return 0
+    except ScheduleError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except GradingError as e:
         print(f"{e.log}\nerror: {e}" if e.log else f"error: {e}", file=sys.stderr)
         return 2

@@ -20,18 +20,7 @@ EXCHANGE_ENV = "DGM_EXCHANGE"
 # The gradebook: <root>/gradebook.db (SQLite) unless this names another database nbgrader
 # takes (a SQLAlchemy URL, e.g. postgresql://user:password@host/dgm).
 DB_ENV = "DGM_DB_URL"
-# Due dates (UTC) per assignment, written to the gradebook whenever an assignment is released
-# or graded; a submission after its due date loses LATE_PENALTY_PER_DAY of its score per
-# started day (autograder.late.PerDayPenalty). Set these for each term.
-DUE_DATES: dict[str, str] = {
-    "00_kl_elbo": "2027-01-15 23:59:00",
-    "01_autoencoder": "2027-01-22 23:59:00",
-    "02_vae": "2027-01-29 23:59:00",
-    "03_latent_manifolds": "2027-02-05 23:59:00",
-    "04_conditional_generation": "2027-02-12 23:59:00",
-    "05_gan": "2027-02-19 23:59:00",
-}
-LATE_PENALTY_PER_DAY = 0.1
+# Release and due dates and the late penalty live in course.toml (autograder.schedule).
 
 
 def torch_env(environ: dict[str, str] | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
@@ -98,7 +87,8 @@ def apply(c: Config, root: Path = REPO) -> Config:
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
     c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
-    c.PerDayPenalty.fraction_per_day = LATE_PENALTY_PER_DAY
+    from .schedule import Schedule  # the course file; a bad one stops here with what is wrong
+    c.PerDayPenalty.fraction_per_day = Schedule.load().late_penalty_per_day
     # Feedback shows each test's verdict and message, never the hidden tests' code.
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",

@@ -11,7 +11,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
-from .config import DUE_DATES, REPO, course_config
+from .config import REPO, course_config
+from .schedule import Schedule
 
 
 class GradingError(RuntimeError):
@@ -59,7 +60,7 @@ class Course:
     def __init__(self, root: Path = REPO, notebooks: Path | None = None,
                  due_dates: dict[str, str] | None = None, db_url: str | None = None):
         self.root = Path(root).resolve()
-        self.due_dates = DUE_DATES if due_dates is None else due_dates
+        self.due_dates = Schedule.load().due_dates() if due_dates is None else due_dates
         if notebooks is not None:
             self.root.mkdir(parents=True, exist_ok=True)
             link = self.root / "notebooks"

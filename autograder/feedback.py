@@ -1,33 +1,15 @@
 """Feedback that tells students which tests failed and why, without showing hidden tests."""
 from __future__ import annotations
 
-import re
-
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
+from .leaks import HIDDEN, hidden_lines
 from .solutions import is_test_cell
 
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
 NOTE = "# (hidden tests ran here)"
 REMOVED = "[output removed: it quoted the hidden tests]\n"
-MIN_LINE = 12  # shorter lines (``else:``, ``x = 1``) say nothing about a test
-
-
-def distinctive_lines(secret: str, public: str = "") -> set[str]:
-    """Lines of ``secret`` that would give it away: stripped, at least ``MIN_LINE`` characters,
-    not comments, and not also in ``public`` (what students see anyway)."""
-    seen = {line.strip() for line in public.splitlines()}
-    return {s for line in secret.splitlines() if len(s := line.strip()) >= MIN_LINE
-            and not s.startswith("#") and s not in seen}
-
-
-def hidden_lines(nb) -> set[str]:
-    """The distinctive lines of a notebook's hidden tests."""
-    secret = "\n".join(m.group(0) for c in nb.cells if is_test_cell(c) for m in HIDDEN.finditer(c.source))
-    public = "\n".join(HIDDEN.sub("", c.source) for c in nb.cells)
-    return distinctive_lines(secret, public)
 
 
 def _text(out) -> str:

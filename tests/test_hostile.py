@@ -12,7 +12,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import kernel as grading_kernel, sandbox, submissions
-from autograder.feedback import hidden_lines
+from autograder.leaks import hidden_lines
 from autograder.config import REPO, torch_env
 from autograder.grade import grade_folder
 

@@ -1,0 +1,102 @@
+"""The course's calendar: release and due dates per assignment, read from ``course.toml``.
+
+``Schedule.load`` validates the file against the assignments in ``notebooks/`` and says what is
+wrong (a bad date, an unknown assignment, a release after its due date, an assignment released
+before the ones whose answers it gives away are due). Dates are naive UTC ``datetime``s.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .config import REPO
+
+COURSE_FILE = REPO / "course.toml"
+FORMAT = "%Y-%m-%d %H:%M"
+
+
+class ScheduleError(ValueError):
+    """A course file that cannot be used, or a release it does not allow yet."""
+
+
+@dataclass(frozen=True)
+class Dates:
+    release: datetime
+    due: datetime
+    after: tuple[str, ...] = ()  # assignments whose answers this one gives away
+
+
+@dataclass(frozen=True)
+class Schedule:
+    assignments: dict[str, Dates] = field(default_factory=dict)
+    late_penalty_per_day: float = 0.1
+
+    @classmethod
+    def load(cls, path: Path = COURSE_FILE, known: list[str] | None = None) -> "Schedule":
+        """Read and check ``path``; ``known``: the assignments that exist (default: notebooks/)."""
+        known = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir()) if known is None else known
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ScheduleError(f"{path}: no course file (copy course.toml from the course repository)") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ScheduleError(f"{path}: not valid TOML: {e}") from None
+        table = raw.get("assignments", {})
+        if not isinstance(table, dict):
+            raise ScheduleError(f"{path}: [assignments] must be a table")
+        out = {}
+        for name, entry in table.items():
+            if name not in known:
+                raise ScheduleError(f"{path}: unknown assignment {name!r} (known: {', '.join(known)})")
+            out[name] = Dates(_date(path, name, entry, "release"), _date(path, name, entry, "due"),
+                              tuple(entry.get("after", ())))
+            if out[name].release > out[name].due:
+                raise ScheduleError(f"{path}: {name} is released after it is due")
+        for name, d in out.items():
+            for earlier in d.after:
+                if earlier not in out:
+                    raise ScheduleError(f"{path}: {name}: 'after' names {earlier!r}, which has no dates")
+                if d.release < out[earlier].due:
+                    raise ScheduleError(f"{path}: {name} gives away {earlier}'s answers and must be released "
+                                        f"after {earlier} is due ({out[earlier].due:{FORMAT}})")
+        penalty = raw.get("late_penalty_per_day", 0.1)
+        if not isinstance(penalty, (int, float)) or not 0 <= penalty <= 1:
+            raise ScheduleError(f"{path}: late_penalty_per_day must be a number between 0 and 1")
+        return cls(out, float(penalty))
+
+    def due_dates(self) -> dict[str, str]:
+        """``assignment -> "YYYY-MM-DD HH:MM:SS"`` as nbgrader's gradebook takes them."""
+        return {a: f"{d.due:%Y-%m-%d %H:%M:%S}" for a, d in self.assignments.items()}
+
+    def released(self, now: datetime | None = None) -> list[str]:
+        """The assignments whose release date has come, in course order."""
+        now = now or utcnow()
+        return [a for a, d in sorted(self.assignments.items()) if d.release <= now]
+
+    def check_release(self, assignment: str, now: datetime | None = None, force: bool = False) -> None:
+        """Raise ``ScheduleError`` unless ``assignment`` may go to students at ``now``. ``force``
+        skips its release date, never the rule that the assignments it answers are due."""
+        now = now or utcnow()
+        d = self.assignments.get(assignment)
+        if d is None:
+            raise ScheduleError(f"{assignment} has no dates in the course file")
+        if d.release > now and not force:
+            raise ScheduleError(f"{assignment} is released on {d.release:{FORMAT}} UTC (course file)")
+        for earlier in d.after:
+            if self.assignments[earlier].due > now:
+                raise ScheduleError(f"{assignment} gives away {earlier}'s answers: it cannot go out before "
+                                    f"{earlier} is due ({self.assignments[earlier].due:{FORMAT}} UTC)")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _date(path: Path, name: str, entry: dict, key: str) -> datetime:
+    value = entry.get(key) if isinstance(entry, dict) else None
+    try:
+        return datetime.strptime(str(value), FORMAT)
+    except ValueError:
+        raise ScheduleError(f"{path}: {name}.{key} = {value!r} is not a date like '2027-01-15 23:59'") from None
