@@ -2,13 +2,14 @@
 
 ``Schedule.load`` validates the file against the assignments in ``notebooks/`` and says what is
 wrong (a bad date, an unknown assignment, a release after its due date, an assignment released
-before the ones whose answers it gives away are due). Dates are naive UTC ``datetime``s.
+before the ones whose answers it gives away are closed). Dates are naive UTC ``datetime``s.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .config import REPO
@@ -54,17 +55,23 @@ class Schedule:
                               tuple(entry.get("after", ())))
             if out[name].release > out[name].due:
                 raise ScheduleError(f"{path}: {name} is released after it is due")
+        penalty = raw.get("late_penalty_per_day", 0.1)
+        if not isinstance(penalty, (int, float)) or not 0 < penalty <= 1:
+            raise ScheduleError(f"{path}: late_penalty_per_day must be a number above 0 and at most 1")
+        schedule = cls(out, float(penalty))
         for name, d in out.items():
             for earlier in d.after:
                 if earlier not in out:
                     raise ScheduleError(f"{path}: {name}: 'after' names {earlier!r}, which has no dates")
-                if d.release < out[earlier].due:
+                if d.release < schedule.closes(earlier):
                     raise ScheduleError(f"{path}: {name} gives away {earlier}'s answers and must be released "
-                                        f"after {earlier} is due ({out[earlier].due:{FORMAT}})")
-        penalty = raw.get("late_penalty_per_day", 0.1)
-        if not isinstance(penalty, (int, float)) or not 0 <= penalty <= 1:
-            raise ScheduleError(f"{path}: late_penalty_per_day must be a number between 0 and 1")
-        return cls(out, float(penalty))
+                                        f"after {earlier} is closed ({schedule.closes(earlier):{FORMAT}})")
+        return schedule
+
+    def closes(self, assignment: str) -> datetime:
+        """When a submission of ``assignment`` can no longer earn points: its due date plus the
+        days after which the late penalty has taken the whole score."""
+        return self.assignments[assignment].due + timedelta(days=math.ceil(1 / self.late_penalty_per_day))
 
     def due_dates(self) -> dict[str, str]:
         """``assignment -> "YYYY-MM-DD HH:MM:SS"`` as nbgrader's gradebook takes them."""
@@ -85,9 +92,9 @@ class Schedule:
         if d.release > now and not force:
             raise ScheduleError(f"{assignment} is released on {d.release:{FORMAT}} UTC (course file)")
         for earlier in d.after:
-            if self.assignments[earlier].due > now:
+            if self.closes(earlier) > now:
                 raise ScheduleError(f"{assignment} gives away {earlier}'s answers: it cannot go out before "
-                                    f"{earlier} is due ({self.assignments[earlier].due:{FORMAT}} UTC)")
+                                    f"{earlier} is closed ({self.closes(earlier):{FORMAT}} UTC)")
 
 
 def utcnow() -> datetime:
