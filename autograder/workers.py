@@ -27,7 +27,7 @@ from .kernel import MODULES_ENV
 
 DATA_ENV = "DGM_DATA"
 # Modules a notebook's tests score with, imported and guarded by the kernel when the notebook names them.
-GUARDED = ("sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate",
+GUARDED = ("sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate", "autograder.probes",
            "autograder.conditional")
 MAX_NOTEBOOK_MB = 20  # a submitted notebook above this is refused (its outputs are cleared anyway)
 from .course import Course
