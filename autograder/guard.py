@@ -62,8 +62,8 @@ class GuardedExecute(Execute):
     """nbgrader's ``Execute`` that sends test cells to the grading kernel's own runner,
     takes their verdict from it, and caps cell output."""
 
-    max_cell_output = Integer(1 << 20, help="bytes of output kept per cell").tag(config=True)
-    max_notebook_output = Integer(8 << 20, help="bytes of output kept per notebook").tag(config=True)
+    max_cell_output = Integer(4 << 20, help="bytes of output kept per cell").tag(config=True)
+    max_notebook_output = Integer(16 << 20, help="bytes of output kept per notebook").tag(config=True)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("kernel_manager_class", GradingKernelManager)
@@ -121,8 +121,8 @@ class GuardedExecute(Execute):
         if out.output_type == "stream" and room > 0:
             outs.append(NotebookNode(output_type="stream", name=out.name, text=out.text[:room]))
             self._total += room
-        outs.append(NotebookNode(output_type="stream", name="stderr", text=(
-            f"\n[output cut: the grader keeps {self.max_cell_output >> 10} KiB per cell and "
+        outs.append(NotebookNode(output_type="stream", name="stdout", text=(  # stderr would fail a test cell
+            f"\n[output cut: the grader keeps {self.max_cell_output >> 20} MiB per cell and "
             f"{self.max_notebook_output >> 20} MiB per notebook]\n")))
         self._sizes[cell_index] = self.max_cell_output + 1
         return None

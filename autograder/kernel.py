@@ -190,25 +190,27 @@ def foreign_threads(snap: Snapshot, *, current=sys._current_frames, enumerate=th
     return foreign
 
 
-def arm(protected_types: frozenset, protected_modules: frozenset, protected_functions: frozenset) -> None:
+def arm(protected_types: frozenset, protected_modules: frozenset, protected_functions: frozenset,
+        machinery_classes: frozenset) -> None:
     """Install the audit hook (it cannot be removed). From then on: no tracing or profiling
     hooks, no other audit hook, no ``gc`` walks, no ``ctypes``; no change to functions' code or
     (``__code__`` of any function; defaults of ``protected_functions``), to the classes in
-    ``protected_types`` or to the class of a protected module or
+    ``protected_types`` or to the class of a machinery module or of an instance of ``machinery_classes``
     object; and while a test's code is on the stack, notebook code (cells, or code compiled
     from a string) cannot get hold of a frame, so neither of the test's code nor of its locals."""
 
     def hook(event, args, busy=set(), ident=threading.get_ident, getframe=sys._getframe, error=RuntimeError,
              never=NEVER, function=types.FunctionType, frame_events=FRAME_EVENTS, frame_attrs=FRAME_ATTRS,
              test_file=TEST_FILE, isinstance=isinstance, id=id, type=type, types_=protected_types,
-             modules_=protected_modules, functions_=protected_functions, cells=get_tmp_directory()):
+             modules_=protected_modules, functions_=protected_functions, classes_=machinery_classes,
+             cells=get_tmp_directory()):
         if event.startswith(never):
             raise error(f"the grader does not allow {event} in graded notebooks")
         if event in ("object.__setattr__", "object.__delattr__"):
             target, name = args[0], args[1]
             if (isinstance(target, function) and (name == "__code__" or id(target) in functions_)) or \
                     id(target) in types_ or (
-                    name == "__class__" and (id(target) in modules_ or id(type(target)) in types_)):
+                    name == "__class__" and (id(target) in modules_ or id(type(target)) in classes_)):
                 raise error(f"the grader does not allow changing {name} of {target!r}")
             return
         if event not in frame_events and not (event == "object.__getattr__" and args[1] in frame_attrs):
@@ -329,7 +331,10 @@ class GradingKernel(IPythonKernel):
                            and _top(getattr(v, "__module__", None)) in MACHINERY + LIBRARIES)
         ours = [f for f in globals().values() if isinstance(f, types.FunctionType)] + \
             [f for f in vars(GradingKernel).values() if isinstance(f, types.FunctionType)]
-        arm(frozen | {id(GradingKernel)}, frozenset(id(m) for _, m in snap.modules), frozenset(map(id, ours)))
+        machinery = frozenset(id(m) for n, m in snap.modules if _top(n) in MACHINERY)  # libraries swap their own
+        classes = frozenset(id(v) for _, _, items in snap.globals for _, v in items if isinstance(v, type)
+                            and _top(getattr(v, "__module__", None)) in MACHINERY)
+        arm(frozen | {id(GradingKernel)}, machinery, frozenset(map(id, ours)), classes | {id(GradingKernel)})
 
     async def do_execute(self, code, silent, store_history=True, user_expressions=None, allow_stdin=False,
                          *, _base=IPythonKernel.do_execute, _restore=restore, _run_test=run_test,
