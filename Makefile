@@ -25,8 +25,9 @@ data: $(STAMP)
 	$(PY) -m helpers.data $(if $(wildcard $(DATA_MIRROR)/MNIST),--from $(DATA_MIRROR))
 	$(PY) -m helpers.classifier
 
+# Every assignment, whatever the calendar (course.toml): the staff's own copy.
 release: setup
-	$(PY) -m autograder release
+	$(PY) -m autograder release --force
 
 # Chromium for the browser tests (tests/test_browser.py, driven by Playwright): Debian's package,
 # installed when missing and we are root; otherwise those tests are skipped and say why.
@@ -57,4 +58,4 @@ selfcheck: setup
 	$(PY) -m autograder selfcheck
 
 clean:
-	rm -rf release submitted autograded feedback gradebook.db grades.csv
+	rm -rf release submitted autograded feedback gradebook.db grades.csv grade-log.csv report grades-canvas.csv grades-moodle.csv

@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder {release,bundle,grade,export,roster,selfcheck}`` (run from anywhere)."""
+"""Command line: ``python -m autograder {release,bundle,grade,export,report,roster,selfcheck}`` (run from anywhere)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from . import lms
 from .bundle import write_bundle
 from .config import DB_ENV, REPO
 from .course import Course, GradingError
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     for q in (r, b):
         q.add_argument("--now", type=lambda v: datetime.strptime(v, FORMAT), metavar="'YYYY-MM-DD HH:MM'",
                        help="release as of this date (UTC) instead of now")
-        q.add_argument("--force", action="store_true", help="ignore release dates (never the rule that what a notebook answers is due)")
+        q.add_argument("--force", action="store_true", help="ignore the calendar, with a warning (the staff's own copy: never hand it out early)")
     g = sub.add_parser("grade", help="autograde SUBMITTED_DIR/<student>/<assignment>/ into the gradebook")
     g.add_argument("submitted", type=Path)
     g.add_argument("--assignment", action="append", help="grade only these (repeatable)")
@@ -41,8 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--scheduler", help="a Dask scheduler address: grade on that cluster instead")
     g.add_argument("--wall-clock", type=float, default=WALL_CLOCK_S, help="seconds allowed per submission")
     g.add_argument("--memory-mb", type=int, default=MEMORY_MB, help="memory cap per submission")
-    e = sub.add_parser("export", help="write the gradebook's scores to a CSV file")
-    e.add_argument("--csv", type=Path, default=Path("grades.csv"))
+    e = sub.add_parser("export", help="write the gradebook's scores as CSV: ours, or what Canvas or Moodle imports")
+    e.add_argument("--format", choices=lms.FORMATS, default="csv",
+                   help="csv: one row per student and assignment; canvas/moodle: their gradebook import files")
+    e.add_argument("--out", type=Path, help=f"default: {', '.join(f'{v} ({k})' for k, v in lms.DEFAULT_OUT.items())}")
+    e.add_argument("--csv", type=Path, metavar="PATH", help="the same as --format csv --out PATH")
+    e.add_argument("--per-question", action="store_true", help="canvas/moodle: a column per graded cell too")
+    rp = sub.add_parser("report", help="an HTML report: scores, test cells, lateness, similar code")
+    rp.add_argument("assignments", nargs="*", help="default: every assignment with submissions")
+    rp.add_argument("--out", type=Path, default=Path("report"), help="folder for index.html (default: report/)")
+    rp.add_argument("--threshold", type=float,
+                    help="list pairs whose solution code overlaps by this share (0-1) or more (default 0.5)")
+    rp.add_argument("--no-similarity", action="store_true", help="leave out the comparison of solutions")
     ro = sub.add_parser("roster", help="load students (CSV: id,first_name,last_name,email) into the gradebook")
     ro.add_argument("csv", type=Path)
     s = sub.add_parser("selfcheck", help="solutions must score full marks, stubs 0, in a scratch course")
@@ -63,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             schedule = Schedule.load()
             names = args.assignments or (course.assignments() if args.force else schedule.released(args.now))
             for aid in names:
-                schedule.check_release(aid, args.now, force=args.force)
+                try:
+                    schedule.check_release(aid, args.now)
+                except ScheduleError as e:
+                    if not args.force:
+                        raise
+                    print(f"warning (--force): {e}", file=sys.stderr)
             if not names:
                 print("no assignment's release date has come (course.toml); name them, or use --now/--force")
             if args.command == "bundle":
@@ -89,7 +105,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{course.import_roster(args.csv)} students in the gradebook")
             return 0
         if args.command == "export":
-            print(f"grades written to {course.export(args.csv)}")
+            if args.csv and args.format != "csv":
+                p.error("--csv PATH writes our CSV; use --out PATH with --format canvas or moodle")
+            fmt = args.format
+            if args.per_question and fmt == "csv":
+                p.error("--per-question needs --format canvas or moodle")
+            out = args.csv or args.out or Path(lms.DEFAULT_OUT[fmt])
+            print(f"grades written to {lms.write(course, fmt, out, args.per_question)}")
+            return 0
+        if args.command == "report":
+            from . import report, similarity  # matplotlib and copydetect: only here
+            threshold = None if args.no_similarity else args.threshold or similarity.THRESHOLD
+            print(f"report written to {report.write(course, args.out, args.assignments, threshold)}")
             return 0
     except ScheduleError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -16,13 +16,14 @@ from .config import REPO
 from .course import Course
 
 TEMPLATE = Path(__file__).with_name("student_repo")
+STAFF_ONLY = ("copydetect", "jupyterhub", "psycopg", "distributed")  # grading, the class server, the report
 
 
 def student_pyproject(course_pyproject: Path = REPO / "pyproject.toml") -> str:
-    """The course's ``pyproject.toml`` for the student package: the same dependencies, only
-    ``helpers`` installed."""
+    """The course's ``pyproject.toml`` for the student package: its dependencies less the staff's
+    (``STAFF_ONLY``), only ``helpers`` installed."""
     project = tomllib.loads(course_pyproject.read_text())["project"]
-    deps = "".join(f'    "{d}",\n' for d in project["dependencies"])
+    deps = "".join(f'    "{d}",\n' for d in project["dependencies"] if not d.startswith(STAFF_ONLY))
     dev = ", ".join(f'"{d}"' for d in project["optional-dependencies"]["dev"] if "playwright" not in d)
     return (f'[build-system]\nrequires = ["setuptools>=77"]\nbuild-backend = "setuptools.build_meta"\n\n'
             f'[project]\nname = "dgm-course-student"\nversion = "{project["version"]}"\n'

@@ -90,6 +90,11 @@ class Course:
     def autograded(self, student: str, assignment: str) -> Path:
         return self.root / "autograded" / student / assignment
 
+    @property
+    def grade_log(self) -> Path:
+        """CSV of how long each grading took (``autograder.grade.log_times``)."""
+        return self.root / "grade-log.csv"
+
     def check_assignment(self, assignment: str) -> None:
         if assignment not in self.assignments():
             raise GradingError(f"unknown assignment {assignment!r}; the course has "

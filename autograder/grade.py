@@ -2,12 +2,16 @@
 
 Each submission is graded in isolation (``autograder.workers``): by ``workers`` local
 processes, or as tasks on a Dask cluster (``scheduler``: an address, or a ``Client``). The
-results are merged into the course's one gradebook by this process alone.
+results are merged into the course's one gradebook by this process alone. How long each took
+is appended to the course's grade log (``Course.grade_log``, read by ``autograder.report``).
 """
 from __future__ import annotations
 
+import csv
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -25,6 +29,7 @@ class Result:
     assignment: str
     score: Score | None = None
     error: str | None = None
+    seconds: float | None = None  # wall-clock time of its grading (None: not graded)
 
     def line(self) -> str:
         if self.score is None:
@@ -77,16 +82,44 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     by_key = {(r.student, r.assignment): r for r in results}
     foreign = {(t.student, t.assignment) for t in tasks if _foreign(course, t.assignment, t.files)}
     bar = tqdm(total=len(tasks), desc="grading", unit="submission", disable=not progress)
-    for outcome in _run(tasks, workers, scheduler):
+    for outcome, seconds in _run(tasks, workers, scheduler):
         merge(course, outcome)
         result = by_key[outcome.student, outcome.assignment]
         result.score, result.error = course.score(outcome.assignment, outcome.student), outcome.error
+        result.seconds = seconds
         if result.error and (outcome.student, outcome.assignment) in foreign:
             result.error = (f"the notebook holds none of {outcome.assignment}'s graded cells "
                             f"(another assignment's notebook?); {result.error}")
+        if seconds is not None:
+            log_times(course, [result])
         bar.update()
     bar.close()
     return results
+
+
+LOG_FIELDS = ["assignment", "student", "seconds", "finished", "error"]
+
+
+def log_times(course: Course, results: list[Result]) -> None:
+    """Append a row per result to ``course.grade_log`` (CSV, ``LOG_FIELDS``; ``finished``: now, UTC,
+    ISO 8601); ``grade_folder`` logs each submission as it is merged. A submission graded again
+    gets another row: the last counts."""
+    path = course.grade_log
+    new = not path.exists()
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(path, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(LOG_FIELDS)
+        w.writerows([r.assignment, r.student, f"{r.seconds:.1f}", now, r.error or ""] for r in results)
+
+
+def read_times(course: Course) -> dict[tuple[str, str], float]:
+    """``(assignment, student) -> seconds`` of the latest grading in the grade log (empty if none)."""
+    if not course.grade_log.exists():
+        return {}
+    with open(course.grade_log, newline="") as f:
+        return {(r["assignment"], r["student"]): float(r["seconds"]) for r in csv.DictReader(f)}
 
 
 def _foreign(course: Course, assignment: str, files: dict[str, bytes]) -> bool:
@@ -102,13 +135,13 @@ def _foreign(course: Course, assignment: str, files: dict[str, bytes]) -> bool:
 
 
 def _run(tasks, workers: int, scheduler):
-    """Yield the ``Outcome`` of each task as it finishes."""
+    """Yield ``(Outcome, seconds)`` of each task as it finishes (seconds None if its worker died)."""
     if scheduler is not None:
         from dask.distributed import Client, as_completed as dask_completed
 
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         try:
-            futures = [client.submit(run_task, t, pure=False) for t in tasks]
+            futures = [client.submit(_timed, t, pure=False) for t in tasks]
             for future in dask_completed(futures):
                 yield _outcome(future, tasks[futures.index(future)])
         finally:
@@ -117,13 +150,20 @@ def _run(tasks, workers: int, scheduler):
         return
     # Threads suffice: each task grades in its own child process.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(run_task, t): t for t in tasks}
+        futures = {pool.submit(_timed, t): t for t in tasks}
         for future in as_completed(futures):
             yield _outcome(future, futures[future])
 
 
-def _outcome(future, task) -> Outcome:
+def _timed(task) -> tuple[Outcome, float]:
+    """``run_task`` and how long it took, in seconds (measured where it runs)."""
+    start = time.perf_counter()
+    outcome = run_task(task)
+    return outcome, time.perf_counter() - start
+
+
+def _outcome(future, task) -> tuple[Outcome, float | None]:
     try:
         return future.result()
     except Exception as e:  # a worker that died (e.g. lost Dask worker) grades as a failure
-        return Outcome(task.assignment, task.student, error=f"grading worker failed: {e!r}")
+        return Outcome(task.assignment, task.student, error=f"grading worker failed: {e!r}"), None

@@ -82,14 +82,13 @@ class Schedule:
         now = now or utcnow()
         return [a for a, d in sorted(self.assignments.items()) if d.release <= now]
 
-    def check_release(self, assignment: str, now: datetime | None = None, force: bool = False) -> None:
-        """Raise ``ScheduleError`` unless ``assignment`` may go to students at ``now``. ``force``
-        skips its release date, never the rule that the assignments it answers are due."""
+    def check_release(self, assignment: str, now: datetime | None = None) -> None:
+        """Raise ``ScheduleError`` unless ``assignment`` may go to students at ``now``."""
         now = now or utcnow()
         d = self.assignments.get(assignment)
         if d is None:
             raise ScheduleError(f"{assignment} has no dates in the course file")
-        if d.release > now and not force:
+        if d.release > now:
             raise ScheduleError(f"{assignment} is released on {d.release:{FORMAT}} UTC (course file)")
         for earlier in d.after:
             if self.closes(earlier) > now:

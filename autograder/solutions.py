@@ -71,6 +71,13 @@ def cell_source(assignment: str, gid: str, notebooks: Path = REPO / "notebooks")
         raise KeyError(f"{assignment} has no cell with grade_id {gid!r}") from None
 
 
+def cell_order(assignment: str, notebooks: Path = REPO / "notebooks") -> dict[str, int]:
+    """``grade_id -> position`` of the cells in the source notebook (empty if it is missing)."""
+    path = Path(notebooks) / assignment / f"{assignment}.ipynb"
+    cells = nbformat.read(path, as_version=4).cells if path.is_file() else []
+    return {gid: i for i, c in enumerate(cells) if (gid := grade_id(c))}
+
+
 def with_answer(ns: dict[str, Any], source: str) -> dict[str, Any]:
     """A copy of ``ns`` in which a student's cell ``source`` has run."""
     ns = dict(ns)

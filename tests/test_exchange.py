@@ -39,7 +39,7 @@ def test_release_fetch_submit_collect_grade_feedback(tmp_path):
 
     # Instructor: roster, release (due date from the course config), publish to the exchange.
     assert "2 students" in sh(course + ["roster", str(REPO / "autograder" / "students.example.csv")], tmp_path)
-    sh(course + ["release", AID], tmp_path)
+    sh(course + ["release", "--force", AID], tmp_path)
     sh(NBGRADER + ["release_assignment", AID], root)
     assert (exchange / "dgm" / "outbound" / AID / f"{AID}.ipynb").is_file()
 
@@ -110,7 +110,7 @@ def test_assignments_tab_lists_fetches_and_submits_through_the_server(tmp_path):
     (root / "notebooks").symlink_to(REPO / "notebooks")
     shutil.copy(REPO / "nbgrader_config.py", root)
     shutil.copy(REPO / "autograder" / "student_nbgrader_config.py", conf / "nbgrader_config.py")
-    sh([sys.executable, "-m", "autograder", "--course", str(root), "release", AID], tmp_path)
+    sh([sys.executable, "-m", "autograder", "--course", str(root), "release", "--force", AID], tmp_path)
     sh(NBGRADER + ["release_assignment", AID], root)
 
     with socket.socket() as s:

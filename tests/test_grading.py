@@ -71,7 +71,7 @@ def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
     root.mkdir()
     (root / "notebooks").symlink_to(REPO / "notebooks")
     aid = "00_kl_elbo"
-    run = run_cli("--course", str(root), "release", aid, cwd=tmp_path)
+    run = run_cli("--course", str(root), "release", "--force", aid, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     released = root / "release" / aid / f"{aid}.ipynb"
     submissions.write(submissions.answered(released, REPO / "notebooks" / aid / f"{aid}.ipynb"),
@@ -99,6 +99,9 @@ def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
     assert float(rows["dave"]["score"]) == 0
     assert "erin" not in rows and "frank" not in rows
     assert (inbox / "dave" / aid / f"{aid}.ipynb").read_text() == '{"cells": ['  # nothing lost
+    log = {r["student"]: r for r in csv.DictReader(open(root / "grade-log.csv"))}  # for the report
+    assert sorted(log) == ["alice", "bob", "dave"] and all(float(r["seconds"]) > 0 for r in log.values())
+    assert "JSON" in log["dave"]["error"] and log["alice"]["error"] == ""
 
     (tmp_path / "out.csv").unlink()
     run = run_cli("--course", str(root), "export", "--csv", "again.csv", cwd=tmp_path)
@@ -115,7 +118,7 @@ def test_gradebook_at_a_database_url_is_used_and_kept_from_student_code(tmp_path
     (root / "notebooks").symlink_to(REPO / "notebooks")
     (tmp_path / "db").mkdir()
     url = f"sqlite:///{tmp_path / 'db' / 'dgm.sqlite'}"
-    run = run_cli("--course", str(root), "--db", url, "release", aid, "05_gan", cwd=tmp_path)
+    run = run_cli("--course", str(root), "--db", url, "release", "--force", aid, "05_gan", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     nb = submissions.answered(root / "release" / aid / f"{aid}.ipynb", REPO / "notebooks" / aid / f"{aid}.ipynb")
     nb.cells.insert(0, nbformat.v4.new_code_cell("import os\nprint('db:', os.environ.get('DGM_DB_URL'))"))

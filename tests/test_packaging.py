@@ -14,7 +14,8 @@ NOT_PACKAGES = {"python", "pip"}
 
 
 def split(req: str) -> tuple[str, str]:
-    name, spec = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", req).groups()
+    """``(name, version spec)``; pip's extras (``psycopg[binary]``) have no conda counterpart."""
+    name, spec = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(?:\[[^]]*\])?\s*(.*)", req).groups()
     return CONDA_NAMES.get(name.lower(), name.lower()), spec.replace(" ", "")
 
 
