@@ -75,10 +75,10 @@ def test_release_fetch_submit_collect_grade_feedback(tmp_path):
     (root / "submitted" / "bob" / AID / "timestamp.txt").write_text("2027-01-17 10:00:00.000000 UTC")
     sh(course + ["grade", str(root / "submitted"), "--csv", str(tmp_path / "grades.csv")], tmp_path)
     rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "grades.csv"))}
-    assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 14
+    assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 16
     assert float(rows["alice"]["late_penalty"]) == 0
     bob_raw = float(rows["bob"]["auto"])
-    assert bob_raw < 14                                           # kl_normal (and elbo) fail
+    assert bob_raw < 16                                           # kl_normal (and elbo) fail
     assert abs(float(rows["bob"]["late_penalty"]) - 0.2 * bob_raw) < 1e-6  # 2 started days x 10 %
 
     sh(NBGRADER + ["generate_feedback", AID], root)

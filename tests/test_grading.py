@@ -87,14 +87,14 @@ def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
 
     run = run_cli("--course", str(root), "grade", str(inbox), "--csv", "out.csv", cwd=tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "alice/00_kl_elbo: autograded 14/14" in run.stdout
-    assert "bob/00_kl_elbo: autograded 0/14" in run.stdout
-    assert "dave/00_kl_elbo: autograded 0/14 - FAILED: " in run.stdout and "not appear to be JSON" in run.stdout
+    assert "alice/00_kl_elbo: autograded 16/16" in run.stdout
+    assert "bob/00_kl_elbo: autograded 0/16" in run.stdout
+    assert "dave/00_kl_elbo: autograded 0/16 - FAILED: " in run.stdout and "not appear to be JSON" in run.stdout
     assert "erin/99_other: NOT GRADED: unknown assignment" in run.stdout
     assert "frank/00_kl_elbo: NOT GRADED: no 00_kl_elbo.ipynb" in run.stdout
     assert "3 of 5 submissions could not be graded" in run.stderr
     rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out.csv"))}
-    assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 14
+    assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 16
     assert float(rows["bob"]["score"]) == 0 and float(rows["bob"]["max_score"]) == 18
     assert float(rows["dave"]["score"]) == 0
     assert "erin" not in rows and "frank" not in rows
@@ -126,10 +126,10 @@ def test_gradebook_at_a_database_url_is_used_and_kept_from_student_code(tmp_path
     run = run_cli("--course", str(root), "grade", str(inbox), "--workers", "2", cwd=tmp_path,
                   env={**os.environ, DB_ENV: url})
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "alice/00_kl_elbo: autograded 14/14" in run.stdout
+    assert "alice/00_kl_elbo: autograded 16/16" in run.stdout
     assert not (root / "gradebook.db").exists()
     with Gradebook(url) as gb:
-        assert gb.find_submission(aid, "alice").score == 14
+        assert gb.find_submission(aid, "alice").score == 16
     graded = nbformat.read(root / "autograded" / "alice" / aid / f"{aid}.ipynb", as_version=4)
     printed = [o.get("text") for c in graded.cells if "DGM_DB_URL" in c.source for o in c.get("outputs", [])]
     assert printed == ["db: None\n"], [c.source[:80] for c in graded.cells[:3]]

@@ -17,7 +17,7 @@ from autograder.config import REPO, torch_env
 from autograder.grade import grade_folder
 
 AID = "00_kl_elbo"
-FULL = 14
+FULL = 16
 WRONG_KL = '''
 def kl_normal(qm, qv, pm, pv):
     return 0.5 * (torch.log(pv**2) - torch.log(qv**2) + qv**2 / pv**2 + (qm - pm).pow(2) / pv**2 - 1).sum(-1)
