@@ -17,6 +17,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
+from .cells import grade_id, is_graded
 from .course import Course, GradingError, Score
 from . import worker
 from .workers import Outcome, assignment_gradebook, make_task, merge, run_task
@@ -129,8 +130,7 @@ def _foreign(course: Course, assignment: str, files: dict[str, bytes]) -> bool:
     except Exception:
         return False
     def graded(cells) -> set[str]:
-        return {m["grade_id"] for c in cells if (m := c.metadata.get("nbgrader", {})).get("grade_id")
-                and (m.get("grade") or m.get("solution"))}
+        return {grade_id(c) for c in cells if grade_id(c) and is_graded(c)}
     return not graded(nbformat.read(course.source(assignment), as_version=4).cells) & graded(nb.cells)
 
 

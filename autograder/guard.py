@@ -43,7 +43,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
 from .kernel import MARK, STAMP
-from .solutions import is_test_cell
+from .cells import is_test_cell
 
 UNGUARDED = "the grader could not run this test in a clean kernel"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from .solutions import is_test_cell
+from .cells import is_solution_cell, is_test_cell
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)
@@ -29,8 +29,7 @@ def _split(nb) -> tuple[str, str, str]:
     """(hidden tests, solutions, public text) of a source notebook."""
     hidden, solutions, public = [], [], []
     for c in nb.cells:
-        meta = c.metadata.get("nbgrader", {})
-        if c.cell_type == "markdown" and meta.get("solution"):
+        if c.cell_type == "markdown" and is_solution_cell(c):
             solutions.append(c.source)  # a manually graded answer: the whole cell is the reference
             continue
         if is_test_cell(c):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 
+from .cells import grade_id
 from .config import REPO
 from .course import Course, Score
 
@@ -36,7 +37,7 @@ class Check:
 def error_cells(notebook: Path) -> list[str]:
     """Ids of the cells whose outputs hold an error in an executed notebook."""
     nb = nbformat.read(notebook, as_version=4)
-    return [c.metadata.get("nbgrader", {}).get("grade_id") or c.get("id", "?")
+    return [grade_id(c) or c.get("id", "?")
             for c in nb.cells if c.cell_type == "code"
             and any(o.output_type == "error" for o in c.outputs)]
 

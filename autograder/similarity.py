@@ -23,7 +23,7 @@ from copydetect import CodeFingerprint, compare_files
 from copydetect.utils import highlight_overlap
 
 from .course import Course
-from .solutions import grade_id
+from .cells import grade_id, is_solution_cell
 
 # copydetect's defaults: a match must span 25 characters of filtered code (noise threshold),
 # every such match is found (guarantee threshold 25, so a winnowing window of 1).
@@ -46,7 +46,7 @@ class Pair:
 
 
 def _is_solution(cell) -> bool:
-    return cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution", False)
+    return cell.cell_type == "code" and is_solution_cell(cell)
 
 
 def solution_text(nb, stub) -> str:

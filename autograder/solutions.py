@@ -13,16 +13,8 @@ from typing import Any
 
 import nbformat
 
+from .cells import grade_id, is_test_cell, points
 from .config import REPO
-
-
-def grade_id(cell) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def is_test_cell(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 
 @contextmanager
@@ -103,7 +95,7 @@ def grade_in_process(assignment: str, ns: dict[str, Any], answer: str | None = N
         if is_test_cell(cell) and (tests is None or gid in tests):
             try:
                 exec(compile(cell.source, f"<{assignment} {gid}>", "exec"), dict(student))
-                earned[gid] = float(cell.metadata["nbgrader"]["points"])
+                earned[gid] = points(cell)
             except Exception:
                 earned[gid] = 0.0
     return earned

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-from .solutions import grade_id
+from .cells import grade_id, is_solution_cell
 
 
 def answered(released: Path, source: Path, overrides: dict[str, str] | None = None):
@@ -20,7 +20,7 @@ def answered(released: Path, source: Path, overrides: dict[str, str] | None = No
     nb = nbformat.read(released, as_version=4)
     for cell in nb.cells:
         gid = grade_id(cell)
-        if cell.metadata.get("nbgrader", {}).get("solution"):
+        if is_solution_cell(cell):
             cell.source = overrides.pop(gid, reference[gid])
     if overrides:
         raise KeyError(f"no solution cells named {sorted(overrides)}")

@@ -20,7 +20,7 @@ from autograder import submissions
 from autograder.config import REPO
 from autograder.course import Course
 from autograder.grade import Result, log_times
-from autograder.solutions import grade_id, is_test_cell
+from autograder.cells import grade_id, is_test_cell, points
 from autograder.workers import Outcome, explain, write_tree
 
 AID, OTHER = "00_kl_elbo", "05_gan"
@@ -108,5 +108,5 @@ def expected_score(i: int) -> float:
     return points * (1 - 0.1 * LATE.get(i, 0))
 
 
-TEST_POINTS = {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in nbformat.read(
+TEST_POINTS = {grade_id(c): points(c) for c in nbformat.read(
     REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells if is_test_cell(c)}

@@ -25,7 +25,7 @@ from nbgrader.coursedir import CourseDirectory
 
 import browser
 from autograder import lab, submissions
-from autograder.solutions import grade_id
+from autograder.cells import grade_id
 
 AID0, AID3 = "00_kl_elbo", "03_latent_manifolds"
 

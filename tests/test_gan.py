@@ -14,7 +14,8 @@ import torch
 from torch.nn import functional as F
 
 from autograder.config import REPO
-from autograder.solutions import grade_id, grade_in_process, is_test_cell, load_solution
+from autograder.cells import grade_id, is_solution_cell, is_test_cell, points
+from autograder.solutions import grade_in_process, load_solution
 from helpers import gan
 
 AID = "05_gan"
@@ -88,8 +89,8 @@ def test_train_saves_grids_and_losses(tmp_path):
 SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
 CELLS = nbformat.read(SOURCE, as_version=4).cells
 TESTS = {grade_id(c): c for c in CELLS if is_test_cell(c)}
-POINTS = {gid: c.metadata["nbgrader"]["points"] for gid, c in TESTS.items()}
-SOLUTIONS = {grade_id(c): c.source for c in CELLS if c.metadata.get("nbgrader", {}).get("solution")
+POINTS = {gid: points(c) for gid, c in TESTS.items()}
+SOLUTIONS = {grade_id(c): c.source for c in CELLS if is_solution_cell(c)
              and c.cell_type == "code"}
 
 HEADER = "def {name}(g, d, x_real, *, device):\n    z = torch.randn(x_real.shape[0], g.dim_z, device=device)\n"

@@ -12,6 +12,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from autograder import kernel as grading_kernel, sandbox, submissions
+from autograder.cells import grade_id
 from autograder.leaks import hidden_lines
 from autograder.config import REPO, torch_env
 from autograder.grade import grade_folder
@@ -25,7 +26,7 @@ def kl_normal(qm, qv, pm, pv):
 
 
 def first_cell(gid):
-    return lambda nb: next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+    return lambda nb: next(c for c in nb.cells if grade_id(c) == gid)
 
 
 def prepend(gid, code):

@@ -19,7 +19,8 @@ import pytest
 from autograder import similarity, submissions
 from autograder.config import REPO
 from autograder.course import Course
-from autograder.solutions import assert_graded, grade_id, load_solution
+from autograder.cells import grade_id, is_solution_cell
+from autograder.solutions import assert_graded, load_solution
 
 AID = "02_vae"
 STUB = re.compile(r"^( *)# YOUR CODE HERE\n *raise NotImplementedError\(\)", re.M)
@@ -144,7 +145,7 @@ def fill(stub: str, bodies: list[str]) -> str:
 def reference_bodies() -> dict[str, list[str]]:
     nb = nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4)
     return {grade_id(c): [textwrap.dedent(b) for b in SOLUTION.findall(c.source)]
-            for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+            for c in nb.cells if c.cell_type == "code" and is_solution_cell(c)}
 
 
 def answered_cells(released, bodies: dict[str, list[str]]) -> dict[str, str]:
