@@ -11,9 +11,11 @@ its reach in three layers:
    of its machinery and of the libraries tests use before any student code runs, and arms a
    Python audit hook, which cannot be removed: no ``sys.settrace``/``setprofile``, no other audit
    hook, no ``gc`` walks or ``ctypes`` (the ways to find and poke at the snapshot), no rewriting
-   of functions' code or defaults or of the kernel's and libraries' classes. After every cell
-   it puts back the kernel's objects, handler tables, module globals, ``sys`` hooks, signal
-   handlers and timers, so what a cell changed does not reach the next message.
+   of functions' code or of the guard's own defaults. Before and after every message it puts
+   back the kernel's objects, handler tables, classes, module globals, ``sys`` hooks, signal
+   handlers and timers, so what a cell changed, or what ran between two messages, does not
+   reach the next one. The snapshot sits in the default arguments of the function that the
+   message streams have held since the kernel started.
 2. **Test cells bypass IPython.** The executor below prefixes each test cell with
    ``kernel.MARK`` when it sends it (the notebook keeps its source). The kernel then restores
    everything, libraries included, and runs the cell itself: compiled under a file name that
@@ -26,9 +28,10 @@ its reach in three layers:
    It also caps what a cell may print (``max_cell_output``, ``max_notebook_output``).
 
 Hidden tests never reach feedback: ``autograder.feedback`` drops any output, of any cell, that
-quotes a line of them. What stays out of reach of this guard: code that runs later without
-being called (an object's ``__del__``, an event-loop callback) and so re-patches after the last
-restore; ``autograder.sandbox`` contains what such code can do beyond its own grade.
+quotes a line of them. What stays out of reach of this guard: code that runs between two
+messages (a finalizer, an event-loop callback) and rewires the objects that carry a message
+*to* that function, before it runs; the executor's stamp check and thread taint catch what
+they can of it, and ``autograder.sandbox`` contains what such code can do beyond its own grade.
 """
 from __future__ import annotations
 

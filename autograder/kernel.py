@@ -5,9 +5,10 @@
 machinery and of those libraries, arms an audit hook, and then serves cells. A cell that the
 grader marks as a test (``MARK``) runs in ``run_test``, never through IPython's ``run_cell``.
 
-Everything the guard's own code needs (builtins, the snapshot) is bound as default arguments
-when this module is imported, before any submitted code runs: the audit hook refuses changes to
-functions' defaults and code, and to this module's classes, so a submission cannot swap them.
+Everything the guard's own code needs (builtins, the snapshot) is bound as positional default
+arguments (a tuple: keyword-only defaults live in a dict that code could edit) when this module
+is imported, before any submitted code runs; the audit hook refuses changes to functions' code
+and to these functions' defaults, so a submission cannot swap them.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ class Snapshot(NamedTuple):
     gc_callbacks: tuple
     names: tuple          # (short name, module) rebound in the notebook's namespace for tests
     builtins: tuple       # builtins' (name, value)
+    classes: tuple        # (class, is_machinery, ((name, callable or descriptor)...)) of the modules' classes
 
 
 def _freeze(d: dict) -> tuple:
@@ -84,7 +86,7 @@ def _freeze(d: dict) -> tuple:
 
 def take_snapshot(roots: list, modules: list[str]) -> Snapshot:
     objects, seen, frontier = [], set(), list(roots)
-    for _ in range(3):  # the machinery's objects reachable from the roots
+    for _ in range(6):  # the machinery's objects reachable from the roots (the message streams are 5 deep)
         nxt = []
         for o in frontier:
             if id(o) in seen or not hasattr(o, "__dict__") or isinstance(o, (type, types.ModuleType)):
@@ -110,10 +112,24 @@ def take_snapshot(roots: list, modules: list[str]) -> Snapshot:
               if s not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(s) is not None),
         frozenset(sys._current_frames()), tuple(gc.callbacks),
         tuple((n, sys.modules[m]) for n, m in NAMES.items() if m in sys.modules),
-        tuple(vars(sys.modules["builtins"]).items()))
+        tuple(vars(sys.modules["builtins"]).items()),
+        _classes(mods))
 
 
-def _restore_attrs(d, items, machinery, *, callable=callable, tuple_=tuple, module=types.ModuleType,
+def _classes(mods) -> tuple:
+    """The classes defined in ``mods``, each with its methods and descriptors as they are now.
+    (Setting an ordinary attribute of a class raises no audit event: these are put back.)"""
+    seen, out = set(), []
+    for name, m in mods:
+        for v in list(vars(m).values()):
+            if isinstance(v, type) and id(v) not in seen and _top(getattr(v, "__module__", None)) == _top(name):
+                seen.add(id(v))
+                items = tuple((k, a) for k, a in vars(v).items() if callable(a) or hasattr(a, "__get__"))
+                out.append((v, _top(name) in MACHINERY, items))
+    return tuple(out)
+
+
+def _restore_attrs(d, items, machinery, callable=callable, tuple_=tuple, module=types.ModuleType,
                    isinstance=isinstance, missing=_MISSING, id=id, list=list, dict=dict) -> None:
     for k, v, frozen in items:
         now = d.get(k, missing)
@@ -132,10 +148,11 @@ def _restore_attrs(d, items, machinery, *, callable=callable, tuple_=tuple, modu
             d[k] = v
 
 
-def restore(snap: Snapshot, everything: bool, *, vars=vars, setattr=setattr, getattr=getattr, type=type,
+def restore(snap: Snapshot, everything: bool, vars=vars, setattr=setattr, getattr=getattr, type=type,
             callable=callable, id=id, sys=sys, getsignal=signal.getsignal, setsignal=signal.signal,
             setitimer=signal.setitimer, timers=(signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF),
-            gc_callbacks=gc.callbacks, threading=threading, restore_attrs=_restore_attrs) -> None:
+            gc_callbacks=gc.callbacks, threading=threading, restore_attrs=_restore_attrs, delattr=delattr,
+            missing=_MISSING) -> None:
     """Put back the kernel's machinery, and with ``everything`` the libraries tests use."""
     for m, machinery, items in snap.globals:
         if everything or machinery:
@@ -159,6 +176,15 @@ def restore(snap: Snapshot, everything: bool, *, vars=vars, setattr=setattr, get
     for name, m in snap.modules:
         if modules.get(name) is not m:
             modules[name] = m
+    for cls, machinery_class, items in snap.classes:
+        if everything or machinery_class:
+            d = vars(cls)
+            for k, v in items:
+                if d.get(k, missing) is not v:
+                    setattr(cls, k, v)
+            pristine = {k for k, _ in items}
+            for k in [k for k, v in d.items() if k not in pristine and callable(v)]:
+                delattr(cls, k)  # a method added to the class
     machinery = {id(o) for o, _, _ in snap.objects}
     for o, attrs, traits in snap.objects:
         d = vars(o)
@@ -174,7 +200,7 @@ def restore(snap: Snapshot, everything: bool, *, vars=vars, setattr=setattr, get
         builtins.update(snap.builtins)
 
 
-def foreign_threads(snap: Snapshot, *, current=sys._current_frames, enumerate=threading.enumerate,
+def foreign_threads(snap: Snapshot, current=sys._current_frames, enumerate=threading.enumerate,
                     ident=threading.get_ident, getattr=getattr, type=type, machinery=MACHINERY) -> list[str]:
     """Threads running Python code that the kernel did not start: not there at its start, and
     not a thread class of its machinery running its own ``run`` (pyzmq's garbage collector)."""
@@ -234,7 +260,7 @@ def arm(protected_types: frozenset, protected_modules: frozenset, protected_func
     sys.addaudithook(hook)
 
 
-def frozen_view(module, memo: dict, *, ModuleType=types.ModuleType, vars=vars, id=id,
+def frozen_view(module, memo: dict, ModuleType=types.ModuleType, vars=vars, id=id,
                 issubclass=issubclass, type=type, list=list):
     """A new module object holding a copy of ``module``'s namespace (its submodules viewed the
     same way): what a test calls through it cannot be patched by the code it tests."""
@@ -249,7 +275,7 @@ def frozen_view(module, memo: dict, *, ModuleType=types.ModuleType, vars=vars, i
     return view
 
 
-def _run(shell, source: str, ns: dict, *, parse=ast.parse, compile=compile, exec=exec, eval=eval,
+def _run(shell, source: str, ns: dict, parse=ast.parse, compile=compile, exec=exec, eval=eval,
          Expr=ast.Expr, Expression=ast.Expression, isinstance=isinstance, test_file=TEST_FILE) -> None:
     tree = parse(source, test_file)
     last = tree.body.pop() if tree.body and isinstance(tree.body[-1], Expr) else None
@@ -260,7 +286,7 @@ def _run(shell, source: str, ns: dict, *, parse=ast.parse, compile=compile, exec
             shell.displayhook(value)  # a number here is nbgrader's partial credit
 
 
-def run_test(kernel, snap: Snapshot, code: str, *, restore=restore, foreign_threads=foreign_threads,
+def run_test(kernel, snap: Snapshot, code: str, restore=restore, foreign_threads=foreign_threads,
              run=_run, view=frozen_view, dict=dict, type=type, hidden_mark=HIDDEN, stamp=STAMP,
              BaseException=BaseException, RuntimeError=RuntimeError, isinstance=isinstance,
              missing=_MISSING) -> dict:
@@ -308,9 +334,19 @@ def run_test(kernel, snap: Snapshot, code: str, *, restore=restore, foreign_thre
 
 
 class GradingKernel(IPythonKernel):
-    """``IPythonKernel`` that puts its machinery back after every cell and runs tests itself."""
+    """``IPythonKernel`` that puts its machinery back before and after every message and runs
+    tests itself. The snapshot lives in ``shell_main.__defaults__``: the message streams hold
+    that function since ``start``, and the audit hook refuses to change its defaults or code."""
 
-    vault: Snapshot | None = None  # set once in start(), then frozen with the class
+    async def shell_main(self, subshell_id, msg, _vault=None, _base=IPythonKernel.shell_main,
+                         _restore=restore):
+        if _vault is not None:
+            _restore(_vault, False)  # whatever ran between two messages (a callback, a finalizer)
+        try:
+            await _base(self, subshell_id, msg)
+        finally:
+            if _vault is not None:
+                _restore(_vault, False)
 
     def start(self):
         modules = list(BASE) + [m for m in os.environ.pop(MODULES_ENV, "").split(",") if m]
@@ -326,7 +362,7 @@ class GradingKernel(IPythonKernel):
             pass
         super().start()
         snap = take_snapshot([self, self.shell, sys.stdout, sys.stderr, sys.displayhook], modules)
-        GradingKernel.vault = snap
+        GradingKernel.shell_main.__defaults__ = (snap, *GradingKernel.shell_main.__defaults__[1:])
         frozen = frozenset(id(v) for _, _, items in snap.globals for _, v in items if isinstance(v, type)
                            and _top(getattr(v, "__module__", None)) in MACHINERY + LIBRARIES)
         ours = [f for f in globals().values() if isinstance(f, types.FunctionType)] + \
@@ -337,9 +373,9 @@ class GradingKernel(IPythonKernel):
         arm(frozen | {id(GradingKernel)}, machinery, frozenset(map(id, ours)), classes | {id(GradingKernel)})
 
     async def do_execute(self, code, silent, store_history=True, user_expressions=None, allow_stdin=False,
-                         *, _base=IPythonKernel.do_execute, _restore=restore, _run_test=run_test,
+                         _base=IPythonKernel.do_execute, _restore=restore, _run_test=run_test, _vault=shell_main,
                          _threads=foreign_threads, _mark=MARK, _stamp=STAMP, **kwargs):
-        snap = self.__class__.vault  # __class__ is a data descriptor: no instance attribute shadows it
+        snap = _vault.__defaults__[0]
         if code.startswith(_mark):
             reply = _run_test(self, snap, code[len(_mark):])
         else:

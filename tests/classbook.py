@@ -33,6 +33,7 @@ PASSES = {
     "test_kl_diag_gauss": lambda i: i < 9,              # 50 %
     "test_kl_to_standard_normal": lambda i: i % 3 != 0,  # 66.7 %
     "test_kl_normal": lambda i: i != 5,                 # 94.4 %: just not flagged
+    "test_kl_full": lambda i: i % 2 == 0,               # 50 %
     "test_elbo": lambda i: i == 4,                      # 5.6 %: just not flagged
 }
 WRITTEN = 2.0                                           # points per written answer, for even i

@@ -24,9 +24,26 @@ ASSIGNMENTS = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir(
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_selfcheck_solution_full_marks_stub_zero(selfchecked, assignment):
     check = selfchecked[0][assignment]
-    assert check.solution.auto == check.solution.auto_max > 0, check.line()
+    # full marks, less only what cells graded on a scale (notebook 04's lab-guide grades) hold back
+    held_back = sum(pts - got for got, pts in check.partial.values())
+    assert check.solution.auto + held_back == pytest.approx(check.solution.auto_max) and check.solution.auto_max > 0, check.line()
     assert check.stub.auto == 0, check.line()
     assert check.ok, check.line()
+
+
+def test_selfcheck_lets_only_cells_graded_on_a_scale_give_part_of_their_points():
+    from autograder.course import Score
+    from autograder.selfcheck import Check
+
+    def score(auto):
+        return Score("a", "s", auto, 50.0, auto, 50.0, False, 0.0, "")
+    assert Check("a", score(50), score(0), []).ok
+    assert Check("a", score(34), score(0), [], {"test_generation": (14.0, 30.0)}).ok
+    assert "test_generation 14.00/30" in Check("a", score(34), score(0), [], {"test_generation": (14.0, 30.0)}).line()
+    assert not Check("a", score(30), score(0), [], {"test_generation": (14.0, 30.0)}).ok, "another cell failed"
+    assert not Check("a", score(47), score(0), []).ok, "a cell failed outright"
+    assert not Check("a", score(50), score(3), []).ok, "the stub earned points"
+    assert not Check("a", score(50), score(0), ["train"]).ok, "a cell of the solution raised"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -95,7 +112,7 @@ def test_grade_command_grades_good_and_bad_submissions_and_exports(tmp_path):
     assert "3 of 5 submissions could not be graded" in run.stderr
     rows = {r["student"]: r for r in csv.DictReader(open(tmp_path / "out.csv"))}
     assert float(rows["alice"]["auto"]) == float(rows["alice"]["auto_max"]) == 16
-    assert float(rows["bob"]["score"]) == 0 and float(rows["bob"]["max_score"]) == 18
+    assert float(rows["bob"]["score"]) == 0 and float(rows["bob"]["max_score"]) == 26
     assert float(rows["dave"]["score"]) == 0
     assert "erin" not in rows and "frank" not in rows
     assert (inbox / "dave" / aid / f"{aid}.ipynb").read_text() == '{"cells": ['  # nothing lost

@@ -136,6 +136,11 @@ MACHINERY = {
         "        lambda: __import__('gc').get_objects()):\n    try:\n        attempt()\n"
         "    except (RuntimeError, TypeError):\n        pass\n"
         "vars(g)['restore'] = vars(g)['run_test'] = lambda *a, **k: {'status': 'ok', 'autograder': {'test': True}}",
+    "forged_kernel_methods": IP + "import autograder.kernel as g, ipykernel.kernelbase as kb\n"
+        "async def fake(self, *a, **kw):\n"
+        "    return {'status': 'ok', 'execution_count': 1, 'user_expressions': {}, 'payload': [], 'autograder': {'test': True}}\n"
+        "g.GradingKernel.do_execute = fake\ng.run_test = lambda *a, **kw: {'status': 'ok', 'autograder': {'test': True}}\n"
+        "kb.Kernel.do_execute = fake\ng.restore.__kwdefaults__ and g.restore.__kwdefaults__.clear()",
     "background_thread": IP + "import threading, time\n"
         "def again():\n    while True:\n        ip.showtraceback = lambda *a, **kw: None\n"
         "        ip.events.register('post_run_cell', lambda r: setattr(r, 'error_in_exec', None))\n        time.sleep(0.001)\n"
