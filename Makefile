@@ -7,8 +7,14 @@ STAMP := $(VENV)/.installed
 DATA_MIRROR ?= ../shared/data
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+# The class's JupyterHub (make hub): the site's folder, options of `python -m autograder.hub setup`
+# (e.g. --port 443 --ssl-key K --ssl-cert C, or --db URL), and a roster to create accounts from.
+HUB_ROOT ?= /srv/dgm
+HUB_ARGS ?=
+ROSTER ?=
+CHP_VERSION ?= 5.3.0
 
-.PHONY: setup data browser sandbox release workspace lab test selfcheck bench clean
+.PHONY: setup data browser sandbox hub-deps hub release workspace lab test selfcheck bench clean
 
 setup: $(STAMP) data
 
@@ -43,6 +49,22 @@ sandbox:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; } \
 		|| echo "bubblewrap is not installed and cannot be installed here: grading kernels get no namespaces."
 
+# configurable-http-proxy for JupyterHub (make hub, tests/test_hub.py): npm's package, installed
+# into .hub/node_modules (npm from Debian when missing and we are root); without it the hub tests are skipped.
+hub-deps:
+	@test -x .hub/node_modules/.bin/configurable-http-proxy || { { command -v npm >/dev/null || { \
+		test "$$(id -u)" = 0 && command -v apt-get >/dev/null && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }; } \
+		&& npm install --prefix .hub --no-audit --no-fund --loglevel=error configurable-http-proxy@$(CHP_VERSION) >/dev/null; } \
+		|| echo "configurable-http-proxy cannot be installed here: the hub tests will be skipped."
+
+# The class's JupyterHub on this server, as root (README: "A JupyterHub for the class"): accounts,
+# folders and permissions, the gradebook's PostgreSQL, then the hub in the foreground (Ctrl-C stops it).
+hub: setup hub-deps
+	$(PY) -m autograder.hub setup --root $(HUB_ROOT) $(HUB_ARGS)
+	$(if $(ROSTER),$(PY) -m autograder.hub accounts $(ROSTER) --root $(HUB_ROOT) --passwords $(HUB_ROOT)/passwords.csv)
+	$(PY) -m autograder.hub up --root $(HUB_ROOT)
+
 # The student's copy of the release: new notebooks are added, edited ones are never overwritten.
 workspace: release
 	$(PY) -m autograder.lab --no-start
@@ -51,7 +73,7 @@ workspace: release
 lab: release
 	$(PY) -m autograder.lab $(LAB_ARGS)
 
-test: setup browser sandbox
+test: setup browser sandbox hub-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 selfcheck: setup

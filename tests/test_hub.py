@@ -1,0 +1,531 @@
+"""The class's JupyterHub (``autograder.hub``, ``make hub``) end to end, as root.
+
+One module-wide site in a scratch folder: ``python -m autograder.hub setup`` (a PostgreSQL cluster
+of its own, run by an unprivileged account), ``accounts`` (an instructor, a TA and two students,
+Unix accounts made from a roster), ``up`` (JupyterHub with PAM log-in on loopback, free ports).
+Then, through the hub's REST API, the formgrader service and the students' own servers:
+
+- the instructor releases 00_kl_elbo; each student fetches it, answers it (one right, one with a
+  wrong ``kl_normal``) and submits; the TA collects, autogrades into PostgreSQL and releases
+  feedback; each student fetches their own; the grades are right;
+- code in a student's own kernel cannot read the course folder, the gradebook, another student's
+  home or submission (PermissionError), nor log in to the database;
+- in Chromium: a student logs in on the hub's page and sees 00_kl_elbo in the Assignments tab; the
+  TA logs in and opens the formgrader.
+
+It prints the time from setup to a usable login page and the memory of an idle student server.
+Every account, process and folder it made is removed at the end. Skipped, with the reason, when not
+root or without node, configurable-http-proxy (``make hub-deps``) or PostgreSQL's programs.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+
+import browser
+from autograder import hub as hubmod
+from autograder import submissions
+from autograder.config import REPO
+from autograder.lab import free_port
+
+AID = "00_kl_elbo"
+WRONG_KL = '''
+def kl_normal(qm, qv, pm, pv):
+    return 0.5 * (torch.log(pv**2) - torch.log(qv**2) + qv**2 / pv**2 + (qm - pm).pow(2) / pv**2 - 1).sum(-1)
+'''
+HTTP_TIMEOUT = 300  # an autograde through the formgrader on a busy 2-core machine
+
+
+def unavailable() -> str | None:
+    """Why the hub cannot be tested here, or None."""
+    if os.geteuid() != 0:
+        return "the hub tests create Unix accounts and run PostgreSQL as one: run them as root"
+    if not shutil.which("node"):
+        return "node is not installed: configurable-http-proxy needs it (apt-get install nodejs npm)"
+    if not os.access(hubmod.PROXY, os.X_OK):
+        return f"{hubmod.PROXY} is missing: run `make hub-deps` (npm install configurable-http-proxy)"
+    for tool in ("useradd", "userdel", "runuser", "chpasswd", "gpasswd"):
+        if not shutil.which(tool):
+            return f"{tool} not found"
+    try:
+        for tool in ("initdb", "pg_ctl", "psql"):
+            hubmod.pg_tool(tool)
+    except hubmod.HubError as e:
+        return str(e)
+    return None
+
+
+def test_a_roster_is_checked_before_any_account_is_made(tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,first_name,last_name,email,role\nada,Ada,L,a@x.org,\nbo,Bo,B,,TA\n")
+    assert [(r["id"], r["role"]) for r in hubmod.read_roster(roster)] == [("ada", "student"), ("bo", "ta")]
+    for row, reason in (("Ada,,,,student", "not a valid Unix user name"), ("ada;rm,,,,", "not a valid Unix"),
+                        ("ada,,,,professor", "role 'professor' is none of")):
+        roster.write_text(f"id,first_name,last_name,email,role\n{row}\n")
+        with pytest.raises(hubmod.HubError, match=reason):
+            hubmod.read_roster(roster)
+
+
+def test_hub_configuration(tmp_path, monkeypatch):
+    """What the hub is told (no hub started): PAM for the class's groups, everyone's server as
+    their own account, the formgrader as the grader account for the staff only."""
+    from traitlets.config import Config
+
+    monkeypatch.setattr(hubmod, "PROXY", Path(shutil.which("true")))
+    site = hubmod.Site(root=tmp_path, prefix="cls", ip="127.0.0.1", port=9000)
+    c = Config()
+    hubmod.configure(c, site)
+    assert c.JupyterHub.authenticator_class == "pam"
+    assert c.PAMAuthenticator.allowed_groups == {"cls-staff", "cls-students"}
+    assert c.PAMAuthenticator.admin_groups == {"cls-instructors"}
+    assert c.JupyterHub.spawner_class == "localprocess" and c.Spawner.cmd[1:] == ["-m", "jupyterhub.singleuser"]
+    assert c.Spawner.environment["DGM_EXCHANGE"] == str(tmp_path / "exchange")
+    assert "DGM_DB_URL" not in c.Spawner.environment                  # students never see the gradebook
+    [service] = c.JupyterHub.services
+    assert service["user"] == "cls-grader" and service["cwd"] == str(tmp_path / "course")
+    [role] = c.JupyterHub.load_roles
+    assert role["groups"] == ["cls-staff"] and role["scopes"][0] == f"access:services!service={hubmod.SERVICE}"
+
+
+def cli(*args: str) -> str:
+    run = subprocess.run([sys.executable, "-m", "autograder.hub", *args], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, f"autograder.hub {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
+    return run.stdout
+
+
+@dataclass
+class Person:
+    """Someone logged in on the hub (PAM, the login form), with an API token of their own."""
+    name: str
+    base: str
+    token: str = ""
+    session: requests.Session = field(default_factory=requests.Session)
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"token {self.token}"}
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return requests.get(self.base + path, headers=self.headers, timeout=HTTP_TIMEOUT, **kw)
+
+    def post(self, path: str, **kw) -> requests.Response:
+        return requests.post(self.base + path, headers=self.headers, timeout=HTTP_TIMEOUT, **kw)
+
+    def put(self, path: str, **kw) -> requests.Response:
+        return requests.put(self.base + path, headers=self.headers, timeout=HTTP_TIMEOUT, **kw)
+
+    def ok(self, method: str, path: str, **kw) -> dict | list:
+        """A JSON answer that reports success (nbgrader's ``{"success": ...}`` included)."""
+        r = getattr(self, method)(path, **kw)
+        assert r.status_code < 300, f"{method.upper()} {path}: {r.status_code} {r.text[:2000]}"
+        body = r.json() if r.content else {}
+        if isinstance(body, dict) and body.get("success") is False:
+            raise AssertionError(f"{method.upper()} {path}:\n{body.get('log', '')}\n{body.get('error', '')}")
+        return body
+
+    def formgrader(self, method: str, what: str) -> dict | list:
+        return self.ok(method, f"/services/{hubmod.SERVICE}/formgrader/api/{what}")
+
+    def server(self, method: str, path: str, **kw) -> dict | list:
+        return self.ok(method, f"/user/{self.name}/{path}", **kw)
+
+
+@dataclass
+class Hub:
+    site: hubmod.Site
+    base: str
+    names: dict[str, str]          # instructor, ta, alice, bob -> Unix account
+    passwords: dict[str, str]
+    people: dict[str, Person] = field(default_factory=dict)
+
+    def login(self, who: str) -> Person:
+        if who in self.people:
+            return self.people[who]
+        p = Person(self.names[who], self.base)
+        s = p.session
+        s.get(f"{self.base}/hub/login", timeout=60).raise_for_status()
+        r = s.post(f"{self.base}/hub/login?next=/hub/home", allow_redirects=False, timeout=60,
+                   data={"username": p.name, "password": self.passwords[p.name], "_xsrf": s.cookies.get("_xsrf")})
+        assert r.status_code == 302, f"log-in of {who} refused: {r.status_code} {r.text[:500]}"
+        r = s.post(f"{self.base}/hub/api/users/{p.name}/tokens", json={"note": "tests/test_hub.py"}, timeout=60,
+                   headers={"X-XSRFToken": s.cookies.get("_xsrf", path="/hub/")})
+        assert r.status_code == 201, r.text
+        p.token = r.json()["token"]
+        self.people[who] = p
+        return p
+
+
+def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the hub did not come up (exit code {proc.poll()}):\n"
+                               + log.read_text(errors="replace")[-4000:])
+        time.sleep(0.25)
+
+
+def processes_of(uids: set[int]) -> list[int]:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if d.stat().st_uid in uids:
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
+
+
+def memory_mib(uid: int) -> tuple[float, float, int]:
+    """(PSS, RSS, processes) of everything the account runs, in MiB."""
+    pss = rss = 0
+    pids = processes_of({uid})
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                key, *value = line.split()
+                if key == "Pss:":
+                    pss += int(value[0])
+                elif key == "Rss:":
+                    rss += int(value[0])
+        except OSError:
+            pass
+    return pss / 1024, rss / 1024, len(pids)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    prefix = "dgmt" + secrets.token_hex(3)
+    root = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/tmp"))
+    root.chmod(0o755)  # the site's folder: every account must reach its exchange and Python
+    ports = set()
+    while len(ports) < 6:
+        ports.add(free_port())
+    port, hub_port, api_port, fg_port, pg_port, _ = sorted(ports)
+    names = {who: f"{prefix}-{who}" for who in ("instructor", "ta", "alice", "bob")}
+    roles = {"instructor": "instructor", "ta": "ta", "alice": "student", "bob": ""}  # bob: the default
+    roster = root / "roster.csv"
+    with open(roster, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "first_name", "last_name", "email", "role"])
+        for who, name in names.items():
+            w.writerow([name, who.title(), "Test", f"{who}@example.org", roles[who]])
+    before = {p: p.stat() for p in REPO.iterdir() if not p.is_symlink()}  # setup closes the repository
+    log = root / "up.log"
+    proc = None
+    try:
+        start = time.perf_counter()
+        cli("setup", "--root", str(root), "--prefix", prefix, "--ip", "127.0.0.1", "--port", str(port),
+            "--hub-port", str(hub_port), "--proxy-api-port", str(api_port), "--formgrader-port", str(fg_port),
+            "--pg-port", str(pg_port))
+        setup_s = time.perf_counter() - start
+        cli("accounts", str(roster), "--root", str(root), "--passwords", str(root / "passwords.csv"))
+        with open(root / "passwords.csv", newline="") as f:
+            passwords = {r["id"]: r["password"] for r in csv.DictReader(f)}
+        start = time.perf_counter()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "autograder.hub", "up", "--root", str(root)],
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/hub/login", proc, log)
+        up_s = time.perf_counter() - start
+        h = Hub(hubmod.Site.load(root), base, names, passwords)
+        print(f"\nhub: setup {setup_s:.1f} s, then a usable login page {up_s:.1f} s after `up` "
+              f"(make hub: {setup_s + up_s:.1f} s)")
+        yield h
+    finally:
+        for path, st in before.items():  # the repository as it was
+            if path.exists():
+                os.chown(path, st.st_uid, st.st_gid)
+                os.chmod(path, st.st_mode & 0o7777)
+        if proc is not None:
+            os.kill(proc.pid, signal.SIGTERM)  # `up` stops the hub (servers, proxy), then PostgreSQL
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        accounts = [*names.values(), f"{prefix}-grader", f"{prefix}-db"]
+        uids = {hubmod.pwd.getpwnam(n).pw_uid for n in accounts if hubmod.user_exists(n)}
+        for pid in processes_of(uids):  # anything the hub left behind, of the accounts made here
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        subprocess.run([sys.executable, "-m", "autograder.hub", "accounts", str(roster), "--root", str(root),
+                        "--remove"], capture_output=True, timeout=120)
+        site = hubmod.Site(root=root, prefix=prefix)  # whatever setup got to make
+        hubmod.remove_accounts(site, roster)
+        hubmod.uninstall(site)
+        shutil.rmtree(root, ignore_errors=True)
+        for name in accounts:  # torch's compile cache, per account
+            shutil.rmtree(f"/tmp/torchinductor_{name}", ignore_errors=True)
+        leftovers = [n for n in accounts if hubmod.user_exists(n)]
+        assert not leftovers, f"accounts left behind: {leftovers}"
+
+
+def start_server(p: Person, timeout: float = 180) -> None:
+    r = p.post(f"/hub/api/users/{p.name}/server")
+    assert r.status_code in (201, 202), r.text
+    deadline = time.monotonic() + timeout
+    while not (p.ok("get", f"/hub/api/users/{p.name}").get("servers", {}).get("") or {}).get("ready"):
+        assert time.monotonic() < deadline, f"{p.name}'s server did not start"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def released(hub):
+    """The instructor (a hub admin) releases 00_kl_elbo through the formgrader service."""
+    inst = hub.login("instructor")
+    assert inst.ok("get", "/hub/api/user")["admin"] is True
+    inst.formgrader("post", f"assignment/{AID}/assign")
+    inst.formgrader("post", f"assignment/{AID}/release")
+    assert (hub.site.exchange / "dgm" / "outbound" / AID / f"{AID}.ipynb").is_file()
+    return AID
+
+
+@pytest.fixture(scope="module")
+def submitted(hub, released):
+    """Each student starts their server, fetches, answers (bob: a wrong kl_normal) and submits,
+    all through their own server's API. Returns ``{student: submission folder in the exchange}``."""
+    source = REPO / "notebooks" / AID / f"{AID}.ipynb"
+    answers = {"alice": None, "bob": {"kl_normal": WRONG_KL}}
+    for who in answers:
+        p = hub.login(who)
+        start_server(p)
+    time.sleep(5)  # idle: the servers' start-up work done
+    for who in answers:
+        pss, rss, n = memory_mib(hubmod.pwd.getpwnam(hub.names[who]).pw_uid)
+        print(f"idle student server ({who}): {pss:.0f} MiB PSS, {rss:.0f} MiB RSS, {n} process(es)")
+    inbound = hub.site.exchange / "dgm" / "inbound"
+    out = {}
+    for who, overrides in answers.items():
+        p = hub.people[who]
+        listed = p.server("get", "assignments?course_id=dgm")["value"]
+        assert [(a["assignment_id"], a["status"]) for a in listed] == [(AID, "released")]
+        p.server("post", "assignments/fetch", json={"course_id": "dgm", "assignment_id": AID})
+        path = f"api/contents/{AID}/{AID}.ipynb"
+        fetched = nbformat.from_dict(p.server("get", path)["content"])
+        with tempfile.TemporaryDirectory() as tmp:
+            nbformat.write(fetched, Path(tmp) / "released.ipynb")
+            nb = submissions.answered(Path(tmp) / "released.ipynb", source, overrides)
+        p.server("put", path, json={"type": "notebook", "format": "json", "content": nb})
+        p.server("post", "assignments/submit", json={"course_id": "dgm", "assignment_id": AID})
+        [out[who]] = [d for d in inbound.iterdir() if d.name.startswith(f"{p.name}+{AID}+")]
+    return out
+
+
+def test_release_submit_collect_autograde_feedback_through_the_hub(hub, submitted):
+    site = hub.site
+    # Submissions: the student's and the staff's, no one else's.
+    for who, folder in submitted.items():
+        st = folder.stat()
+        assert st.st_mode & 0o777 == 0o770, oct(st.st_mode)
+        assert hubmod.grp.getgrgid(st.st_gid).gr_name == site.staff
+    assert oct((site.exchange / "dgm" / "inbound").stat().st_mode & 0o7777) == "0o3773"
+
+    # A student cannot open the formgrader; the TA can, and grades.
+    alice = hub.people["alice"]
+    assert alice.get(f"/services/{hubmod.SERVICE}/formgrader/api/assignments").status_code == 403
+    assert alice.get(f"/user/{alice.name}/formgrader/api/assignments").status_code == 404  # switched off
+    ta = hub.login("ta")
+    ta.formgrader("post", f"assignment/{AID}/collect")
+    for who in submitted:
+        ta.formgrader("post", f"submission/{AID}/{hub.names[who]}/autograde")
+    ta.formgrader("post", f"assignment/{AID}/generate_feedback")
+    ta.formgrader("post", f"assignment/{AID}/release_feedback")
+
+    # The gradebook is PostgreSQL's.
+    url = site.gradebook_url()
+    assert url.startswith("postgresql://")
+    from nbgrader.api import Gradebook
+    with Gradebook(url) as gb:
+        scores = {s.student.id: (s.score, s.max_score) for s in gb.find_assignment(AID).submissions}
+    alice_id, bob_id = hub.names["alice"], hub.names["bob"]
+    listed = {s["student"]: s for s in ta.formgrader("get", f"submissions/{AID}")}
+    assert set(scores) == set(listed) == {alice_id, bob_id}
+    # Every autograded point for alice; written answers wait for manual grading.
+    graded = [c for c in nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells
+              if c.metadata.get("nbgrader", {}).get("grade")]
+    auto = sum(c.metadata.nbgrader.points for c in graded if c.cell_type == "code")
+    assert scores[alice_id] == (auto, sum(c.metadata.nbgrader.points for c in graded)), scores
+    assert 0 < scores[bob_id][0] < auto, scores                   # kl_normal (and what uses it) fail
+
+    # Each student fetches their own feedback into their home.
+    for who in submitted:
+        p = hub.people[who]
+        p.server("post", "assignments/fetch_feedback", json={"course_id": "dgm", "assignment_id": AID})
+        [stamp] = p.server("get", f"api/contents/{AID}/feedback")["content"]
+        [html] = p.server("get", f"api/contents/{stamp['path']}")["content"]
+        text = p.server("get", f"api/contents/{html['path']}")["content"]
+        assert "hidden tests ran here" in text and "BEGIN HIDDEN TESTS" not in text
+        if who == "bob":
+            assert "differs from 1/2 sum(m^2 + v - 1 - log v)" in text
+
+
+PROBE = '''
+import json, os, pwd
+result = {"user": pwd.getpwuid(os.getuid()).pw_name}
+def probe(name, path):
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            open(path, "rb").close()
+        result[name] = "read"
+    except Exception as e:
+        result[name] = type(e).__name__
+for name, path in PATHS.items():
+    probe(name, path)
+try:
+    import psycopg
+    psycopg.connect(host="127.0.0.1", port=PG_PORT, dbname="dgm", user="dgm", connect_timeout=10).close()
+    result["database"] = "connected"
+except Exception as e:
+    result["database"] = type(e).__name__
+import helpers.data
+result["data"] = list(helpers.data.load("mnist", "test")[0].shape)
+print(json.dumps(result))
+'''
+
+
+def run_in_kernel(p: Person, hub: Hub, code: str, then=None) -> str:
+    """Run ``code`` in a new kernel of ``p``'s own server (REST + websocket); returns its stdout.
+    ``then()`` is called once the code has run, before the kernel is shut down."""
+    import websocket
+
+    kernel = p.server("post", "api/kernels", json={"name": "python3"})
+    ws_url = hub.base.replace("http", "ws", 1) + f"/user/{p.name}/api/kernels/{kernel['id']}/channels"
+    ws = websocket.create_connection(ws_url, header=[f"Authorization: token {p.token}"], timeout=180)
+    msg_id = uuid.uuid4().hex
+    ws.send(json.dumps({
+        "header": {"msg_id": msg_id, "username": p.name, "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    out = []
+    try:
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                raise AssertionError("\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                if then is not None:
+                    then()
+                return "".join(out)
+    finally:
+        ws.close()
+        requests.delete(f"{hub.base}/user/{p.name}/api/kernels/{kernel['id']}", headers=p.headers, timeout=60)
+
+
+def test_a_students_kernel_cannot_read_what_is_not_theirs(hub, submitted):
+    site, bob = hub.site, hub.people["bob"]
+    alice_home = Path(hubmod.pwd.getpwnam(hub.names["alice"]).pw_dir)
+    paths = {
+        "course folder": site.course,
+        "source notebook": site.course / "notebooks" / AID / f"{AID}.ipynb",
+        "gradebook URL": site.gradebook_url_file,
+        "gradebook cluster": site.postgres,
+        "solutions in the instructor's repository": REPO / "notebooks" / AID / f"{AID}.ipynb",
+        "grading code (answer keys)": REPO / "autograder" / "conditional.py",
+        "the repository's history": REPO / ".git",
+        "other student's home": alice_home,
+        "other student's notebook": alice_home / AID / f"{AID}.ipynb",
+        "exchange inbound": site.exchange / "dgm" / "inbound",
+        "other student's submission": submitted["alice"] / f"{AID}.ipynb",
+        # what bob may read
+        "own notebook": Path(hubmod.pwd.getpwnam(bob.name).pw_dir) / AID / f"{AID}.ipynb",
+        "released notebook": site.exchange / "dgm" / "outbound" / AID / f"{AID}.ipynb",
+    }
+    code = f"PATHS = {json.dumps({k: str(v) for k, v in paths.items()})}\nPG_PORT = {site.pg_port}\n" + PROBE
+    uid = hubmod.pwd.getpwnam(bob.name).pw_uid
+
+    def measure():
+        pss, rss, n = memory_mib(uid)
+        print(f"\nstudent server with a kernel that loaded torch and MNIST: {pss:.0f} MiB PSS, {rss:.0f} MiB RSS, "
+              f"{n} processes")
+    result = json.loads(run_in_kernel(bob, hub, code, then=measure).strip().splitlines()[-1])
+    assert result.pop("user") == bob.name
+    assert result.pop("own notebook") == result.pop("released notebook") == "read"
+    assert result.pop("data") == [10000, 784]                       # helpers and the data sets
+    assert result.pop("database") == "OperationalError"             # no password, no gradebook
+    assert result == {name: "PermissionError" for name in result}, result
+
+
+# --- in the browser --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def chromium(hub):
+    reason = browser.unavailable()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(browser.CHROMIUM), headless=True, args=browser.FLAGS)
+        yield b
+        b.close()
+
+
+def log_in(chromium, hub: Hub, who: str, next_url: str = ""):
+    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(browser.TIMEOUT_MS)
+    page.goto(f"{hub.base}/hub/login" + (f"?next={next_url}" if next_url else ""))
+    page.fill("#username_input", hub.names[who])
+    page.fill("#password_input", hub.passwords[hub.names[who]])
+    page.click("#login_submit")
+    return context, page
+
+
+def test_a_student_logs_in_and_sees_the_assignment(chromium, hub, submitted):
+    context, page = log_in(chromium, hub, "alice")
+    try:
+        page.wait_for_url(f"**/user/{hub.names['alice']}/lab**")
+        browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
+        page.locator(".list_item", has_text=AID).first.wait_for()
+        browser.screenshot(page, "hub-student-assignments")
+        page.locator(".lm-MenuBar-item", has_text="Nbgrader").click()  # no formgrader of her own
+        page.locator("li.lm-Menu-item[data-command='nbgrader:open-assignment-list']").wait_for()
+        assert page.locator("li.lm-Menu-item[data-command^='nbgrader:open-formgrader']"
+                            ":not(.lm-mod-disabled)").count() == 0
+    finally:
+        context.close()
+
+
+def test_the_ta_logs_in_and_opens_the_formgrader(chromium, hub, released):
+    context, page = log_in(chromium, hub, "ta", f"/services/{hubmod.SERVICE}/formgrader")
+    try:
+        page.wait_for_url(f"**/services/{hubmod.SERVICE}/formgrader**")
+        page.get_by_text(AID).first.wait_for()
+        browser.screenshot(page, "hub-ta-formgrader")
+    finally:
+        context.close()
