@@ -73,6 +73,10 @@ def apply(c: Config, root: Path = REPO) -> Config:
     # and deleted test cells put back so they are graded (to 0) rather than skipped.
     c.Execute.timeout = int(os.environ.get(CELL_TIMEOUT_ENV, DEFAULT_CELL_TIMEOUT))
     c.Execute.kernel_name = "python3"
+    # A flood of output may still be arriving after a cell's reply: wait for it a while, then
+    # go on with what came (raising would fail the whole notebook).
+    c.Execute.iopub_timeout = 30
+    c.Execute.raise_on_iopub_timeout = False
     c.OverwriteCells.add_missing_cells = True
     c.Autograde.sanitize_preprocessors = [
         "nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
