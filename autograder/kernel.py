@@ -66,6 +66,7 @@ class Snapshot(NamedTuple):
     names: tuple          # (short name, module) rebound in the notebook's namespace for tests
     builtins: tuple       # builtins' (name, value)
     classes: tuple        # (class, is_machinery, ((name, callable or descriptor)...)) of the modules' classes
+    defaults: tuple       # (function, __defaults__, __kwdefaults__ items) of the modules' functions and methods
 
 
 def _freeze(d: dict) -> tuple:
@@ -113,7 +114,15 @@ def take_snapshot(roots: list, modules: list[str]) -> Snapshot:
         frozenset(sys._current_frames()), tuple(gc.callbacks),
         tuple((n, sys.modules[m]) for n, m in NAMES.items() if m in sys.modules),
         tuple(vars(sys.modules["builtins"]).items()),
-        _classes(mods))
+        classes := _classes(mods),
+        tuple((f, f.__defaults__, tuple((f.__kwdefaults__ or {}).items()))
+              for f in {id(f): f for f in [v for m, _, items in _globals_of(mods) for _, v in items]
+                        + [v for _, _, items in classes for _, v in items]
+                        if isinstance(f, types.FunctionType)}.values()))
+
+
+def _globals_of(mods) -> list:
+    return [(m, None, tuple(vars(m).items())) for _, m in mods]
 
 
 def _classes(mods) -> tuple:
@@ -195,6 +204,11 @@ def restore(snap: Snapshot, everything: bool, vars=vars, setattr=setattr, getatt
         for k in [k for k in d if k not in pristine and callable(getattr(type(o), k, None))]:
             del d[k]  # an instance attribute that shadows one of the class's methods
     if everything:
+        for f, defaults, kwdefaults in snap.defaults:  # e.g. assert_close's tolerances
+            if f.__defaults__ is not defaults:
+                f.__defaults__ = defaults
+            if kwdefaults or f.__kwdefaults__:
+                f.__kwdefaults__ = dict(kwdefaults) or None
         builtins = vars(modules["builtins"])
         builtins.clear()
         builtins.update(snap.builtins)

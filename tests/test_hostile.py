@@ -381,3 +381,37 @@ def test_wall_clock_limit_stops_a_submission(course, released, tmp_path):
     assert "could not be graded" in feedback.cells[0].source
     left = [p.pid for p in psutil.process_iter(["cwd"]) if "dgm-grade-" in (p.info["cwd"] or "")]
     assert not left, "the kernel of a stopped submission must not survive"
+
+
+def test_the_grading_kernel_restores_defaults_classes_and_globals_before_a_test(tmp_path):
+    """Direct, without nbgrader: tricks that a test's verdict depends on, undone before the test."""
+    from jupyter_client import KernelManager
+
+    from autograder.guard import GradingKernelManager
+
+    class Manager(KernelManager):
+        kernel_spec = GradingKernelManager.kernel_spec
+
+    km = Manager(transport="ipc", ip=str(tmp_path / "kernel"))
+    km.start_kernel(env={**os.environ, "TMPDIR": str(tmp_path)})
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+
+        def run(code: str) -> dict:
+            return kc.execute_interactive(code, timeout=60, output_hook=lambda msg: None)["content"]
+
+        run("import torch, torch.testing, ipykernel.kernelbase as kb\n"
+            "torch.testing.assert_close.__kwdefaults__['atol'] = 1e9\n"
+            "torch.testing.assert_close.__kwdefaults__['rtol'] = 1e9\n"
+            "torch.Tensor.allclose = lambda *a, **k: True\n"
+            "kb.Kernel.execute_request = None")
+        reply = run(grading_kernel.MARK + "import torch\ntorch.testing.assert_close(torch.ones(1), torch.zeros(1))")
+        assert reply["status"] == "error" and reply["autograder"] == {"test": False}
+        reply = run(grading_kernel.MARK + "import torch\nassert not torch.ones(1).allclose(torch.zeros(1))")
+        assert reply["status"] == "ok" and reply["autograder"] == {"test": True}
+        assert run("import sys\nsys.settrace(lambda *a: None)")["ename"] == "RuntimeError"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
