@@ -105,9 +105,11 @@ def expected_score(i: int) -> float:
     """Student i's final score on notebook 00 (points less the late penalty)."""
     if i >= GRADED:
         return 0.0
-    points = sum(p for c, p in TEST_POINTS.items() if PASSES[c](i)) + (2 * WRITTEN if i % 2 == 0 else 0)
+    points = sum(p for c, p in TEST_POINTS.items() if PASSES[c](i)) + (len(WRITTEN_CELLS) * WRITTEN if i % 2 == 0 else 0)
     return points * (1 - 0.1 * LATE.get(i, 0))
 
 
-TEST_POINTS = {grade_id(c): points(c) for c in nbformat.read(
-    REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells if is_test_cell(c)}
+_CELLS = nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells
+TEST_POINTS = {grade_id(c): points(c) for c in _CELLS if is_test_cell(c)}
+WRITTEN_CELLS = [grade_id(c) for c in _CELLS if c.cell_type == "markdown" and points(c)]  # WRITTEN points each
+MAX_SCORE = sum(points(c) for c in _CELLS)

@@ -42,7 +42,7 @@ def test_canvas_gradebook_import(course, tmp_path):
     head, possible, *students = read(tmp_path / "grades-canvas.csv")
     assert head == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", cb.AID, cb.OTHER]
     assert possible[0] == "Points Possible" and possible[1:5] == ["", "", "", ""]
-    assert [number(v) for v in possible[5:]] == [18, 13]
+    assert [number(v) for v in possible[5:]] == [cb.MAX_SCORE, 13]
     by_sis = {row[2]: row for row in students}
     assert sorted(by_sis) == sorted(cb.STUDENTS + ["zoe"])
     for i, s in enumerate(cb.STUDENTS):

@@ -129,7 +129,7 @@ def test_counts_scores_lateness_and_grading_time(page_html):
     assert summary["could not be graded"] == str(len(cb.REASONS))
     assert summary["mean score"] == f"{statistics.mean(scores):.2f}"
     assert summary["median score"] == f"{statistics.median(scores):.2f}"
-    assert summary["maximum score"] == "18"
+    assert summary["maximum score"] == f"{cb.MAX_SCORE:g}"
     assert summary["late"] == str(len(cb.LATE))
     late = [cb.expected_score(i) / (1 - 0.1 * d) for i, d in cb.LATE.items()]
     on_time = [cb.expected_score(i) for i in range(cb.N) if i not in cb.LATE]
