@@ -1,7 +1,9 @@
 """The one loader of reference solutions: they live only in the source notebooks.
 
 Tests and benchmarks that need a reference implementation run the source notebook's
-code cells (test cells skipped) and take names from the resulting namespace.
+code cells (test cells skipped) and take names from the resulting namespace. Cells are compiled
+as a kernel compiles them: without this module's ``from __future__ import annotations`` (with
+it, a notebook's ``@dataclass`` would look for its module in ``sys.modules``).
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ def load_solution(assignment: str, until: str | None = None, grading: bool = Tru
     with _env(**env):
         for i, cell in enumerate(nb.cells):
             if cell.cell_type == "code" and not is_test_cell(cell):
-                exec(compile(cell.source, f"<{assignment} cell {grade_id(cell) or i}>", "exec"), ns)
+                exec(compile(cell.source, f"<{assignment} cell {grade_id(cell) or i}>", "exec", dont_inherit=True), ns)
             if until is not None and grade_id(cell) == until:
                 return ns
     if until is not None:
@@ -73,7 +75,7 @@ def cell_order(assignment: str, notebooks: Path = REPO / "notebooks") -> dict[st
 def with_answer(ns: dict[str, Any], source: str) -> dict[str, Any]:
     """A copy of ``ns`` in which a student's cell ``source`` has run."""
     ns = dict(ns)
-    exec(compile(textwrap.dedent(source), "<student cell>", "exec"), ns)
+    exec(compile(textwrap.dedent(source), "<student cell>", "exec", dont_inherit=True), ns)
     return ns
 
 
@@ -94,7 +96,7 @@ def grade_in_process(assignment: str, ns: dict[str, Any], answer: str | None = N
         gid = grade_id(cell)
         if is_test_cell(cell) and (tests is None or gid in tests):
             try:
-                exec(compile(cell.source, f"<{assignment} {gid}>", "exec"), dict(student))
+                exec(compile(cell.source, f"<{assignment} {gid}>", "exec", dont_inherit=True), dict(student))
                 earned[gid] = points(cell)
             except Exception:
                 earned[gid] = 0.0

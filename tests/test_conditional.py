@@ -1,17 +1,17 @@
 """Notebook 04 (conditional generation): its tests tell right from wrong, the held-out split is
-the TA's, and the trusted evaluator (``autograder.conditional``) scores what the model does.
+the TA's, and the trusted evaluator (``autograder.conditional``) grades what the models do with
+the lab guide's formulas (``helpers.grades``).
 
 In-process: a test cell of the source notebook (hidden tests included) runs in the reference
 namespace from ``load_solution`` with one solution cell replaced by a planted mistake (the cell
-must fail) or another correct design (it must pass). Through nbgrader: the two quality cells
-give partial credit, and models that ignore the label, do not train or use a large code lose
-the points they should.
+must fail) or another correct design (it must pass); every table is named for the error each
+entry makes. Through nbgrader: the two quality cells give partial credit on the guide's scale,
+and models that ignore the label, do not train or use a large code lose what they should.
 """
 from __future__ import annotations
 
-from functools import partial
-
 import warnings
+from functools import partial
 
 import pytest
 import torch
@@ -19,7 +19,7 @@ import torch
 from autograder import conditional
 from autograder.config import REPO
 from autograder.solutions import assert_graded, cell_source, grade_in_process, load_solution, with_answer
-from helpers import data, metrics
+from helpers import data, grades
 
 AID = "04_conditional_generation"
 
@@ -35,7 +35,7 @@ def functions():
 
 @pytest.fixture(scope="module")
 def trained():
-    """The notebook up to its evaluation, trained with the grading budget."""
+    """The notebook up to its evaluation, both models trained with the grading budget."""
     torch.set_num_threads(1)
     return load_solution(AID, until="evaluate")
 
@@ -46,11 +46,87 @@ def reference(gid: str) -> str:
 
 def patched(gid: str, old: str, new: str) -> str:
     src = reference(gid)
-    assert old in src, old
-    return src.replace(old, new, 1)
+    assert src.count(old) == 1, old
+    return src.replace(old, new)
 
 
-# --- the model cell -----------------------------------------------------------------------------
+# --- the unconditional VAE's cell ----------------------------------------------------------------
+
+TWO_HEAD_VAE = '''
+class VAE(nn.Module):
+    """Another design: two hidden layers, separate heads, torch.distributions for the sample and the loss."""
+    def __init__(self, latent_dim, width=256):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.body = nn.Sequential(nn.Linear(784, width), nn.ELU(), nn.Linear(width, width), nn.ELU())
+        self.mu, self.lv = nn.Linear(width, latent_dim), nn.Linear(width, latent_dim)
+        self.dec = nn.Sequential(nn.Linear(latent_dim, width), nn.ELU(), nn.Linear(width, 784))
+
+    def encode(self, x):
+        h = self.body(x.reshape(-1, 784))
+        return self.mu(h), self.lv(h)
+
+    def decode(self, z):
+        return self.dec(z)
+
+    def forward(self, x):
+        mu, logvar = self.encode(x)
+        return self.decode(torch.distributions.Normal(mu, (0.5 * logvar).exp()).rsample()), mu, logvar
+
+    def loss(self, x):
+        logits, mu, logvar = self(x)
+        q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+        kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1).mean()
+        rec = -torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x.reshape(-1, 784)).sum(1).mean()
+        return kl + rec, kl, rec
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x)[0]).sigmoid().view(-1, 28, 28)
+
+    def generate(self, y, n=None):
+        if not isinstance(y, int) and n is not None and n != len(y):
+            raise ValueError("n must be the number of labels")
+        count = (1 if n is None else n) if isinstance(y, int) else len(y)
+        return self.decode(torch.randn(count, self.latent_dim)).sigmoid().view(-1, 28, 28)
+'''
+
+SAMPLE = "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)\n        return self.decode(z), mu, logvar"
+KL = "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()"
+REC = 'rec = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), 784), reduction="none").sum(1).mean()'
+Z = "z = torch.randn(count, self.latent_dim, device=next(self.parameters()).device)"
+VAES = {
+    "reference": (True, None),
+    "two heads, torch.distributions": (True, TWO_HEAD_VAE),
+    "latent_dim ignored by the constructor": (False, ("        self.latent_dim = latent_dim\n",
+                                                      "        latent_dim = 20\n        self.latent_dim = latent_dim\n")),
+    "only (batch, 784) inputs": (False, ("self.enc(x.reshape(len(x), 784))", "self.enc(x)")),
+    "forward decodes mu (no sample)": (False, (SAMPLE, "return self.decode(mu), mu, logvar")),
+    "noise scaled by exp(logvar)": (False, ("torch.exp(0.5 * logvar) * torch.randn_like(mu)", "torch.exp(logvar) * torch.randn_like(mu)")),
+    "detached sample": (False, (SAMPLE, "z = (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).detach()\n"
+                                        "        return self.decode(z), mu, logvar")),
+    "logvar used as a variance in the KL": (False, (KL, "kl = 0.5 * (mu.pow(2) + logvar - 1 - logvar.abs().log()).sum(1).mean()")),
+    "KL summed over the batch": (False, (KL, "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum()")),
+    "rec averaged over pixels": (False, (REC, "rec = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), 784))")),
+    "sigmoid applied twice": (False, (REC, REC.replace("(logits,", "(torch.sigmoid(logits),"))),
+    "reconstruct decodes a sample": (False, ("return torch.sigmoid(self.decode(self.encode(x)[0])).reshape(-1, 28, 28)",
+                                             "return torch.sigmoid(self(x)[0]).reshape(-1, 28, 28)")),
+    "reconstruct returns logits": (False, ("return torch.sigmoid(self.decode(self.encode(x)[0])).reshape(-1, 28, 28)",
+                                           "return self.decode(self.encode(x)[0]).reshape(-1, 28, 28)")),
+    "generate(k) ignores n": (False, ("count = 1 if n is None else n", "count = 1")),
+    "generate(labels, n) keeps len(labels) images for another n": (False, ('raise ValueError(f"n = {n} but {len(y)} labels")', "count = len(y)")),
+    "generate decodes z = 0": (False, (Z, Z.replace("torch.randn(", "torch.zeros("))),
+    "generate with standard deviation 0.5": (False, (Z, Z.replace("torch.randn(", "0.5 * torch.randn("))),
+}
+
+
+@pytest.mark.parametrize("name", VAES)
+def test_vae_cell(functions, name):
+    right, change = VAES[name]
+    src = reference("vae") if change is None else change if isinstance(change, str) else patched("vae", *change)
+    check(functions, "test_vae", src, right)
+
+
+# --- the CVAE's cell ------------------------------------------------------------------------------
 
 EMBEDDING_CVAE = '''
 class CVAE(nn.Module):
@@ -75,15 +151,23 @@ class CVAE(nn.Module):
         return self.decode(self.encode(x, y)[0], y).sigmoid().view(len(x), 28, 28)
 
     def generate(self, y, n=None):
+        if not isinstance(y, int) and n not in (None, len(y)):
+            raise ValueError(f"{len(y)} labels, n = {n}")
         labels = torch.tensor([y] * (n or 1)) if isinstance(y, int) else y
         return self.decode(torch.randn(len(labels), self.latent_dim), labels).sigmoid().view(-1, 28, 28)
 '''
 
+ENCODE = "mu, logvar = self.enc(self._with_label(x.reshape(len(x), 784), y)).chunk(2, dim=1)"
+GEN_Z = "z = torch.randn(len(y), self.latent_dim, device=device)"
 CVAES = {
     "reference": (True, None),
     "label embedding, deeper": (True, EMBEDDING_CVAE),
+    "latent_dim ignored by the constructor": (False, ("        super().__init__()\n        self.latent_dim, self.classes",
+                                                      "        super().__init__()\n        latent_dim = 4\n        self.latent_dim, self.classes")),
     "encoder ignores the label": (False, ("self.enc(self._with_label(x.reshape(len(x), 784), y))",
                                           "self.enc(self._with_label(x.reshape(len(x), 784), torch.zeros_like(y)))")),
+    "encoder's log-variance ignores the label": (False, (ENCODE, ENCODE.replace("mu, logvar = ", "mu, _ = ") + "\n        "
+                                                         + "_, logvar = self.enc(self._with_label(x.reshape(len(x), 784), torch.zeros_like(y))).chunk(2, dim=1)")),
     "decoder ignores the label": (False, ("return self.dec(self._with_label(z, y))",
                                           "return self.dec(self._with_label(z, torch.zeros_like(y)))")),
     "reconstruct adds noise": (False, ("self.decode(self.encode(x, y)[0], y)",
@@ -92,14 +176,13 @@ CVAES = {
                                            "return self.decode(self.encode(x, y)[0], y).reshape(-1, 28, 28)")),
     "reconstruct returns (batch, 784)": (False, ("return torch.sigmoid(self.decode(self.encode(x, y)[0], y)).reshape(-1, 28, 28)",
                                                  "return torch.sigmoid(self.decode(self.encode(x, y)[0], y))")),
-    "generate decodes z = 0": (False, ("z = torch.randn(len(y), self.latent_dim, device=device)",
-                                       "z = torch.zeros(len(y), self.latent_dim, device=device)")),
-    "generate with uniform noise": (False, ("z = torch.randn(len(y), self.latent_dim, device=device)",
-                                            "z = torch.rand(len(y), self.latent_dim, device=device)")),
-    "generate with standard deviation 0.5": (False, ("z = torch.randn(len(y), self.latent_dim, device=device)",
-                                                     "z = 0.5 * torch.randn(len(y), self.latent_dim, device=device)")),
+    "generate decodes z = 0": (False, (GEN_Z, GEN_Z.replace("torch.randn(", "torch.zeros("))),
+    "generate with uniform noise": (False, (GEN_Z, GEN_Z.replace("torch.randn(", "torch.rand("))),
+    "generate with standard deviation 0.5": (False, (GEN_Z, GEN_Z.replace("torch.randn(", "0.5 * torch.randn("))),
     "generate(k) ignores n": (False, ("y = torch.full((1 if n is None else n,), y, dtype=torch.long)",
                                       "y = torch.full((1,), y, dtype=torch.long)")),
+    "generate(labels, n) keeps len(labels) images for another n": (False, ('raise ValueError(f"n = {n} but {len(y)} labels")', "pass")),
+    "generate(labels, n) cuts the labels to n": (False, ('raise ValueError(f"n = {n} but {len(y)} labels")', "y = y[:n]")),
     "generate ignores the label": (False, ("return torch.sigmoid(self.decode(z, y)).reshape(-1, 28, 28)",
                                            "return torch.sigmoid(self.decode(z, torch.zeros_like(y))).reshape(-1, 28, 28)")),
     "only (batch, 784) inputs": (False, ("self.enc(self._with_label(x.reshape(len(x), 784), y))",
@@ -175,6 +258,39 @@ def test_loss_tests_pass_with_the_embedding_design(functions):
     assert grade_in_process(AID, ns, tests=["test_cvae_loss"])["test_cvae_loss"] > 0
 
 
+# --- the unconditional VAE ignores the label -----------------------------------------------------
+
+def relabelled_vae(body: str) -> str:
+    """A student cell that swaps the trained ``vae`` for one whose ``generate`` is ``body``."""
+    return f'''
+class Relabelled(type(vae)):
+    def generate(self, y, n=None):
+{body}
+relabelled = Relabelled(vae.latent_dim)
+relabelled.load_state_dict(vae.state_dict())
+vae = relabelled.eval()
+'''
+
+
+VAE_LABELS = {
+    "reference": (True, ""),
+    "generate through a label-free helper": (True, relabelled_vae(
+        "        count = len(y) if not isinstance(y, int) else (n or 1)\n"
+        "        return torch.sigmoid(self.decode(torch.randn(count, self.latent_dim))).view(-1, 28, 28)")),
+    "the CVAE handed in as the VAE": (False, "vae = cvae"),
+    "codes shifted by the label": (False, relabelled_vae(
+        "        y = torch.full((n or 1,), y) if isinstance(y, int) else y\n"
+        "        z = torch.randn(len(y), self.latent_dim) + 0.01 * y[:, None]\n"
+        "        return torch.sigmoid(self.decode(z)).view(-1, 28, 28)")),
+}
+
+
+@pytest.mark.parametrize("name", VAE_LABELS)
+def test_vae_ignores_label_cell(trained, name):
+    right, answer = VAE_LABELS[name]
+    check(trained, "test_vae_ignores_label", answer, right)
+
+
 # --- the held-out split ---------------------------------------------------------------------------
 
 def test_heldout_split_is_stratified_seeded_and_from_the_test_set(monkeypatch):
@@ -203,32 +319,61 @@ def test_the_notebook_never_touches_the_test_set():
 
 # --- the trusted evaluator ------------------------------------------------------------------------
 
-def test_reference_earns_full_marks_on_two_heldout_splits_with_margin(trained):
-    model = trained["model"]
+def test_reference_scores_on_two_heldout_splits(trained):
+    """The reference, trained with the grading budget: full reconstruction points with a margin
+    before the cap, and the generation points README reports (no model reaches 30)."""
+    vae, cvae = trained["vae"], trained["cvae"]
     for seed in (None, 7):
-        r = conditional.evaluate(model, seed=seed)
-        assert r.latent_dim == model.latent_dim == 4
-        assert r.reconstruction_points == 10.0 and r.generation_points == 30.0, str(r)
-        # margin: the quality scores are full well before the thresholds
-        assert r.ssim > metrics.SSIM_FULL + 0.02 and r.mse < metrics.MSE_FULL - 0.001, str(r)
-        assert r.per_class_fid < metrics.FID_FULL - 1 and r.accuracy > metrics.ACC_FULL + 0.05, str(r)
+        r = conditional.evaluate_reconstruction(vae, seed=seed)
+        assert r.latent_dim == vae.latent_dim == 20 and r.points == 10.0, str(r)
+        uncapped = (r.ssim * 5 + (0.1 - r.mse) * 50) * grades.compression_bonus(20)
+        assert uncapped > 10.05, f"reconstruction is only just at the cap: {uncapped:.2f} ({r})"
+        g = conditional.evaluate_generation(cvae, seed=seed)
+        assert g.latent_dim == cvae.latent_dim == 4, str(g)
+        assert 12.5 < g.points < 16, str(g)
+        assert g.accuracy > 0.8, str(g)
 
 
 def test_evaluator_agrees_with_the_notebooks_validation_figures(trained):
-    r = conditional.evaluate(trained["model"])
-    assert abs(r.mse - trained["val_mse"]) < 0.004 and abs(r.ssim - trained["val_ssim"]) < 0.04
-    assert abs(r.accuracy - trained["val_acc"]) < 0.06 and abs(r.per_class_fid - trained["val_fid"]) < 2.5
-    assert conditional.evaluate(trained["model"]) == r, "seeded: the same report every call"
+    r = conditional.evaluate_reconstruction(trained["vae"])
+    g = conditional.evaluate_generation(trained["cvae"])
+    assert abs(r.mse - trained["rec_mse"]) < 0.003 and abs(r.ssim - trained["rec_ssim"]) < 0.03
+    assert abs(r.points - trained["rec_points"]) < 0.5
+    assert abs(g.mse - trained["gen_mse"]) < 0.004 and abs(g.ssim - trained["gen_ssim"]) < 0.04
+    assert abs(g.per_class_fid - trained["gen_fid"]) < 2.5 and abs(g.points - trained["gen_points"]) < 1.5
+    assert abs(g.accuracy - trained["gen_acc"]) < 0.06
+    assert conditional.evaluate_reconstruction(trained["vae"]) == r, "seeded: the same report every call"
+    assert conditional.evaluate_generation(trained["cvae"]) == g, "seeded: the same report every call"
 
 
 def test_evaluator_reads_the_code_size_off_the_encoder(trained):
-    model = trained["model"]
-    honest = conditional.evaluate(model)
-    model.latent_dim = 1  # a claim the encoder does not keep
+    vae, cvae = trained["vae"], trained["cvae"]
+    honest = conditional.evaluate_reconstruction(vae), conditional.evaluate_generation(cvae)
+    vae.latent_dim, cvae.latent_dim = 1, 1  # claims the encoders do not keep
     try:
-        assert conditional.evaluate(model) == honest
+        assert (conditional.evaluate_reconstruction(vae), conditional.evaluate_generation(cvae)) == honest
     finally:
-        model.latent_dim = 4
+        vae.latent_dim, cvae.latent_dim = 20, 4
+
+
+def test_generated_digits_are_compared_with_the_nearest_real_digit_of_their_class(trained):
+    """What the generation grade's SSIM and MSE are taken against, checked on the evaluator's own
+    samples: every reference is a held-out digit of the sample's class, and no held-out digit
+    of that class is nearer."""
+    x, y = conditional.heldout()
+    cvae = trained["cvae"]
+    z = torch.randn(len(y), 4, generator=torch.Generator().manual_seed(conditional.SAMPLE_SEED))
+    fake = conditional.decoded(cvae, z, y)
+    from helpers import metrics
+    ref = metrics.nearest_in_class(fake, y, x, y)
+    for k in (0, 7):
+        pool = x[y == k].reshape(-1, 784).double()
+        dist = torch.cdist(fake[y == k].reshape(-1, 784).double(), pool)
+        assert torch.equal(ref[y == k].reshape(-1, 784), pool[dist.argmin(1)]), k
+    g = conditional.evaluate_generation(cvae)
+    assert g.mse == pytest.approx(float(metrics.mse(fake, ref).mean()), rel=1e-9)
+    assert g.ssim == pytest.approx(float(metrics.ssim(fake, ref).mean()), rel=1e-9)
+    assert g.points == pytest.approx(grades.generation_points(g.ssim, g.mse, g.per_class_fid, 4))
 
 
 class Wrapper(torch.nn.Module):
@@ -236,26 +381,26 @@ class Wrapper(torch.nn.Module):
         super().__init__()
         self.inner, self.latent_dim = inner, inner.latent_dim
 
-    def encode(self, x, y):
-        return self.inner.encode(x, y)
+    def encode(self, *args):
+        return self.inner.encode(*args)
 
-    def decode(self, z, y):
-        return self.inner.decode(z, y)
+    def decode(self, *args):
+        return self.inner.decode(*args)
 
 
 class Memoriser(Wrapper):
     """Remembers the images it encoded and 'decodes' them: perfect reconstructions if trusted."""
 
-    def encode(self, x, y):
+    def encode(self, x, *y):
         self.last = x.reshape(len(x), 784)
-        return super().encode(x, y)
+        return super().encode(x, *y)
 
-    def decode(self, z, y):
+    def decode(self, z, *y):
         if getattr(self, "last", None) is not None and len(self.last) == len(z):
             return torch.logit(self.last.clamp(1e-4, 1 - 1e-4))
-        return super().decode(z, y)
+        return super().decode(z, *y)
 
-    def reconstruct(self, x, y):
+    def reconstruct(self, x, *y):
         return x.reshape(-1, 28, 28)
 
 
@@ -268,44 +413,51 @@ class StoredSamples(Wrapper):
 
 
 def test_evaluator_does_not_trust_reconstruct_generate_or_a_memorising_decoder(trained):
-    model = trained["model"]
-    honest = conditional.evaluate(model)
-    cheat = conditional.evaluate(Memoriser(model))
-    assert cheat.mse > 3 * honest.mse and cheat.reconstruction_points < 5, str(cheat)
-    assert conditional.evaluate(StoredSamples(model)) == honest
+    vae, cvae = trained["vae"], trained["cvae"]
+    honest = conditional.evaluate_reconstruction(vae)
+    cheat = conditional.evaluate_reconstruction(Memoriser(vae))
+    assert cheat.mse > 3 * honest.mse and cheat.points < 5, str(cheat)
+    assert conditional.evaluate_generation(StoredSamples(cvae)) == conditional.evaluate_generation(cvae)
 
 
 def test_evaluator_silences_warnings_and_restores_the_training_mode(trained):
     class Noisy(Wrapper):
-        def decode(self, z, y):
+        def decode(self, *args):
             warnings.warn("a warning in the student's decode")
-            return super().decode(z, y)
+            return super().decode(*args)
 
-    noisy = Noisy(trained["model"]).train()
+    noisy_vae, noisy_cvae = Noisy(trained["vae"]).train(), Noisy(trained["cvae"]).train()
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        conditional.evaluate(noisy)
-    assert not seen and noisy.training
+        conditional.evaluate_reconstruction(noisy_vae)
+        conditional.evaluate_generation(noisy_cvae)
+    assert not seen and noisy_vae.training and noisy_cvae.training
 
 
-def test_untrained_model_earns_nothing(functions):
+def test_untrained_models_earn_next_to_nothing(functions):
     torch.manual_seed(0)
-    r = conditional.evaluate(functions["CVAE"]())
-    assert r.reconstruction_points == 0 and r.generation_points == 0, str(r)
+    r = conditional.evaluate_reconstruction(functions["VAE"](20))
+    g = conditional.evaluate_generation(functions["CVAE"](4))
+    assert r.points < 0.5 and g.points < 0.5, (str(r), str(g))
 
 
 def test_evaluator_rejects_wrong_shapes(functions):
     class Flat(Wrapper):
-        def decode(self, z, y):
-            return super().decode(z, y)[:, :700]
+        def decode(self, *args):
+            return super().decode(*args)[:, :700]
 
     torch.manual_seed(0)
     with pytest.raises(ValueError, match="784"):
-        conditional.evaluate(Flat(functions["CVAE"]()))
+        conditional.evaluate_reconstruction(Flat(functions["VAE"](20)))
+    with pytest.raises(ValueError, match="784"):
+        conditional.evaluate_generation(Flat(functions["CVAE"](4)))
 
 
-def test_grading_budget_is_short(trained):
-    assert trained["EPOCHS"] <= 4
+def test_grading_budget_is_short(trained, monkeypatch):
+    assert trained["GRADED_EPOCHS"] <= 4
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    assert trained["VAE_RUN"].budget == trained["CVAE_RUN"].budget == 3, "both runs use the graded budget"
+    assert (trained["VAE_RUN"].latent_dim, trained["VAE_RUN"].epochs) == (20, 10), "the lab guide's --latent_dim 20 --epochs 10"
 
 
 # --- through nbgrader: partial credit -------------------------------------------------------------
@@ -321,28 +473,29 @@ NO_GRADIENT = LOSS.format("""
     return (kl + rec).detach().requires_grad_(True), kl, rec""")
 
 
-def test_a_model_that_ignores_the_label_loses_the_generation_points(grade_planted):
+def test_a_cvae_that_ignores_the_label_loses_generation_points(grade_planted):
     score, cells = grade_planted(AID, "ignores_label", {"cvae": _ignore_label()})
-    assert cells["test_generation"] == 0, "chance accuracy: no generation points"
+    assert 0 < cells["test_generation"] < 11, "samples of the wrong digit: farther from their class (reference: about 14)"
     assert cells["test_label_conditioning"] == 0 and cells["test_cvae_interface"] == 0
-    assert cells["test_reconstruction"] > 5, "its reconstructions are still good"
-    assert cells["test_cvae_loss"] == 3
+    assert cells["test_reconstruction"] == 10, "the unconditional VAE is graded on its own"
+    assert cells["test_vae"] == 4 and cells["test_cvae_loss"] == 3 and cells["test_vae_ignores_label"] == 2
     assert 0 < score.auto < score.auto_max
 
 
-def test_a_model_that_does_not_train_loses_most_points(grade_planted):
-    score, cells = grade_planted(AID, "untrained", {"cvae_loss": NO_GRADIENT})
-    assert cells["test_cvae_loss"] == 0
-    assert cells["test_reconstruction"] < 1 and cells["test_generation"] == 0, cells
-    assert cells["test_cvae_interface"] == 4, "the model itself is fine"
-    assert score.auto <= 5
+def test_models_that_do_not_train_lose_most_points(grade_planted):
+    vae = patched("vae", "        return kl + rec, kl, rec\n", "        return (kl + rec).detach().requires_grad_(True), kl, rec\n")
+    score, cells = grade_planted(AID, "untrained", {"vae": vae, "cvae_loss": NO_GRADIENT})
+    assert cells["test_vae"] == 0 and cells["test_cvae_loss"] == 0
+    assert cells["test_reconstruction"] < 1 and cells["test_generation"] < 1, cells
+    assert cells["test_cvae_interface"] == 4, "the CVAE itself is fine"
+    assert score.auto <= 8
 
 
-def test_a_large_code_earns_partial_generation_credit(grade_planted):
-    """latent_dim = 16: a correct CVAE whose code carries much of the digit, so that samples often
-    are not the requested label: full reconstruction points, a fraction of the generation points."""
-    big = patched("cvae", "latent_dim: int = 4", "latent_dim: int = 16")
-    score, cells = grade_planted(AID, "large_code", {"cvae": big})
-    assert cells["test_reconstruction"] == 10 and cells["test_cvae_interface"] == 4
-    assert 0 < cells["test_generation"] < 30, cells
-    assert cells["test_generation"] != int(cells["test_generation"]), "a fraction, from the cell's last value"
+def test_a_large_code_loses_the_compression_bonus(grade_planted):
+    """latent_dim = 392 for the VAE (bonus 0.7): good reconstructions, a fraction of the 10 points;
+    latent_dim = 16 for the CVAE (bonus 1.18): a fraction of the 30, as always."""
+    config = "VAE_RUN = RunConfig(latent_dim=392, epochs=10)\nCVAE_RUN = RunConfig(latent_dim=16, epochs=10)\n"
+    score, cells = grade_planted(AID, "large_code", {"config": config})
+    assert 5 < cells["test_reconstruction"] < 0.7 * 10 + 1e-9, cells
+    assert cells["test_reconstruction"] != int(cells["test_reconstruction"]), "a fraction, from the cell's last value"
+    assert 0 < cells["test_generation"] < 30 and cells["test_vae"] == 4 and cells["test_cvae_interface"] == 4, cells

@@ -1,4 +1,5 @@
-"""The Fréchet distance (helpers.metrics) against closed forms."""
+"""The measures of helpers.metrics (Fréchet distances against closed forms; notebook 04's MSE, SSIM,
+per-class FID and nearest real digit) and notebook 04's grade formulas (helpers.grades), by hand."""
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 import pytest
 import torch
 
-from helpers import metrics
+from helpers import grades, metrics
 
 
 def random_cov(dim: int, gen: torch.Generator) -> torch.Tensor:
@@ -76,7 +77,7 @@ def test_needs_two_samples():
         metrics.frechet_distance(torch.zeros(1, 3), torch.zeros(5, 3))
 
 
-# --- notebook 04: MSE, SSIM, the per-class FID, the compression bonus and the grade formulas ---
+# --- notebook 04: MSE, SSIM, the per-class FID and the nearest real digit of a class ---
 
 def digits(n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     from helpers import data
@@ -191,35 +192,85 @@ def test_per_class_fid_needs_every_class():
         metrics.per_class_fid(x, y, x[y != 3], y[y != 3])
 
 
+def test_nearest_in_class_is_the_brute_force_nearest_of_the_same_class():
+    x, y = digits()
+    gen = torch.Generator().manual_seed(5)
+    fake = (x[torch.randperm(len(x), generator=gen)] + 0.2 * torch.rand(x.shape, generator=gen)).clamp(0, 1)
+    labels = torch.randint(0, 10, (len(x),), generator=gen)
+    ref = metrics.nearest_in_class(fake, labels, x, y)
+    assert ref.shape == (len(x), 28, 28) and ref.dtype == torch.float64
+    for i in range(len(fake)):
+        pool = x[y == labels[i]].reshape(-1, 784).double()
+        best = pool[((pool - fake[i].reshape(784).double()) ** 2).sum(1).argmin()]
+        assert torch.equal(ref[i].reshape(784), best), i
+    # shapes (n, 784) and (n, 1, 28, 28) give the same references
+    assert torch.equal(metrics.nearest_in_class(fake.reshape(-1, 784), labels, x.reshape(-1, 1, 28, 28), y), ref)
+
+
+def test_nearest_in_class_stays_in_the_class():
+    x, y = digits()
+    # a real 3 is its own nearest 3; labelled 5, it gets a 5 (never itself)
+    three = x[y == 3][:1]
+    assert torch.equal(metrics.nearest_in_class(three, torch.tensor([3]), x, y), three.double())
+    five = metrics.nearest_in_class(three, torch.tensor([5]), x, y)
+    assert any(torch.equal(five[0], r.double()) for r in x[y == 5]) and not torch.equal(five[0], three[0].double())
+    # every generated digit that is one of the real ones is compared with itself: MSE 0, SSIM 1
+    ref = metrics.nearest_in_class(x, y, x, y)
+    assert float(metrics.mse(x, ref).max()) == 0 and float(metrics.ssim(x, ref).min()) == pytest.approx(1.0)
+
+
+def test_nearest_in_class_needs_a_real_digit_of_each_class_asked_for():
+    x, y = digits()
+    with pytest.raises(ValueError, match="class 3"):
+        metrics.nearest_in_class(x[:5], torch.full((5,), 3), x[y != 3], y[y != 3])
+    with pytest.raises(ValueError):
+        metrics.nearest_in_class(x[:2], torch.tensor([1, 10]), x, y)
+    with pytest.raises(ValueError):
+        metrics.nearest_in_class(x[:2], torch.tensor([1]), x, y)
+
+
+# --- notebook 04: the lab guide's grade formulas (helpers.grades) ---
+
 def test_compression_bonus():
-    assert metrics.compression_bonus(784) == pytest.approx(0.2)
-    assert metrics.compression_bonus(2) == pytest.approx(0.2 + 1 - 2 / 784)
-    assert metrics.compression_bonus(392) == pytest.approx(0.7)
+    assert grades.compression_bonus(784) == pytest.approx(0.2)
+    assert grades.compression_bonus(20) == pytest.approx(0.2 + 1 - 20 / 784)
+    assert grades.compression_bonus(392) == pytest.approx(0.7)
+    assert grades.compression_bonus(1) > grades.compression_bonus(4) > grades.compression_bonus(20) > 1
     for bad in (0, 785):
         with pytest.raises(ValueError):
-            metrics.compression_bonus(bad)
-
-
-def test_ramp():
-    assert [metrics.ramp(v, 0.2, 0.6) for v in (0.0, 0.2, 0.3, 0.6, 0.9)] == pytest.approx([0, 0, 0.25, 1, 1])
-    assert [metrics.ramp(v, 30, 13) for v in (40, 30, 21.5, 13, 5)] == pytest.approx([0, 0, 0.5, 1, 1])
+            grades.compression_bonus(bad)
 
 
 def test_reconstruction_points_by_hand():
-    # SSIM halfway (0.425) and MSE halfway (0.045): quality 0.5; latent 392: bonus 0.7 -> 3.5
-    assert metrics.reconstruction_points(0.425, 0.045, 392) == pytest.approx(3.5)
-    # full quality with a 157-d code: 10 * 1 * (1.2 - 157/784)
-    assert metrics.reconstruction_points(0.9, 0.01, 157) == pytest.approx(10 * (1.2 - 157 / 784))
-    # capped at 10; nothing below both thresholds; SSIM alone gives half the quality
-    assert metrics.reconstruction_points(0.9, 0.01, 4) == 10.0
-    assert metrics.reconstruction_points(0.2, 0.07, 4) == 0.0
-    assert metrics.reconstruction_points(0.6, 0.07, 784) == pytest.approx(10 * 0.5 * 0.2)
+    # min((ssim * 5 + max(0.1 - mse, 0) * 50) * bonus, 10); latent 392: bonus 0.7
+    assert grades.reconstruction_points(0.6, 0.04, 392) == pytest.approx((3.0 + 3.0) * 0.7)
+    assert grades.reconstruction_points(0.6, 0.15, 392) == pytest.approx(3.0 * 0.7), "MSE above 0.1 adds nothing"
+    assert grades.reconstruction_points(0.0, 0.0, 392) == pytest.approx(5.0 * 0.7), "MSE 0 is worth 5 before the bonus"
+    # perfect reconstructions are worth 10 before the bonus; with a 157-d code just under 10
+    assert grades.reconstruction_points(1.0, 0.0, 157) == pytest.approx(10 * (1.2 - 157 / 784))
+    # the cap, and the one addition to the guide: never below 0
+    assert grades.reconstruction_points(1.0, 0.0, 4) == 10.0
+    assert grades.reconstruction_points(0.9, 0.02, 20) == pytest.approx((4.5 + 4.0) * (1.2 - 20 / 784)), "9.98: just under"
+    assert grades.reconstruction_points(0.9, 0.01, 20) == 10.0, "(4.5 + 4.5) * 1.174 = 10.57, capped"
+    assert grades.reconstruction_points(-0.3, 0.2, 20) == 0.0
 
 
 def test_generation_points_by_hand():
-    # FID halfway (22.5) and accuracy halfway (0.425): 30 * 0.5 * 0.5
-    assert metrics.generation_points(22.5, 0.425) == pytest.approx(7.5)
-    assert metrics.generation_points(5.0, 0.99) == 30.0
-    assert metrics.generation_points(5.0, 0.10) == 0.0, "chance accuracy earns nothing"
-    assert metrics.generation_points(35.0, 0.99) == 0.0
-    assert metrics.generation_points(15.0, 0.425) == pytest.approx(15.0)
+    # min((ssim * 10 + max(0.1 - mse, 0) * 100 + max(10 - fid, 0)) * bonus, 30); latent 392: bonus 0.7
+    assert grades.generation_points(0.5, 0.03, 4.0, 392) == pytest.approx((5 + 7 + 6) * 0.7)
+    assert grades.generation_points(0.5, 0.03, 12.0, 392) == pytest.approx((5 + 7) * 0.7), "FID above 10 adds nothing"
+    assert grades.generation_points(0.5, 0.2, 12.0, 392) == pytest.approx(5 * 0.7), "MSE above 0.1 adds nothing"
+    assert grades.generation_points(0.0, 0.1, 0.0, 392) == pytest.approx(10 * 0.7), "FID 0 is worth 10 before the bonus"
+    # the reference CVAE's held-out figures (README): about 14 of 30 with a 4-d code
+    assert grades.generation_points(0.491, 0.0314, 12.39, 4) == pytest.approx((4.91 + 6.86) * (1.2 - 4 / 784))
+    # the cap needs 25.1 before a 4-d code's bonus; never below 0
+    assert grades.generation_points(0.9, 0.0, 0.0, 4) == 30.0
+    assert grades.generation_points(0.9, 0.02, 5.0, 4) == pytest.approx((9 + 8 + 5) * (1.2 - 4 / 784))
+    assert grades.generation_points(-0.2, 0.3, 50.0, 4) == 0.0
+
+
+def test_grades_ignore_module_attributes_a_notebook_could_assign(monkeypatch):
+    """The numbers are in the functions: assigning the module's constants changes no grade."""
+    for name in ("RECONSTRUCTION_MAX", "GENERATION_MAX"):
+        monkeypatch.setattr(grades, name, 1e9)
+    assert grades.reconstruction_points(1.0, 0.0, 4) == 10.0 and grades.generation_points(1.0, 0.0, 0.0, 4) == 30.0
