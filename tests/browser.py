@@ -7,7 +7,10 @@ Playwright's own browser download is not used: ``launch`` starts ``/usr/bin/chro
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from autograder.config import REPO
 from autograder.lab import Lab
@@ -31,6 +34,21 @@ def unavailable() -> str | None:
     except ImportError as e:
         return f"playwright cannot be imported ({e}): pip install -e '.[dev]'"
     return None
+
+
+@contextmanager
+def launched():
+    """Headless Chromium (Playwright's ``Browser``), or the test is skipped with the reason."""
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def artifacts() -> Path:

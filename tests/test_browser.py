@@ -67,14 +67,8 @@ def test_workspace_without_a_release_says_what_to_do(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def chromium():
-    reason = browser.unavailable()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(browser.CHROMIUM), headless=True, args=browser.FLAGS)
+    with browser.launched() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

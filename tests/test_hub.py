@@ -485,14 +485,8 @@ def test_a_students_kernel_cannot_read_what_is_not_theirs(hub, submitted):
 
 @pytest.fixture(scope="module")
 def chromium(hub):
-    reason = browser.unavailable()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(browser.CHROMIUM), headless=True, args=browser.FLAGS)
+    with browser.launched() as b:
         yield b
-        b.close()
 
 
 def log_in(chromium, hub: Hub, who: str, next_url: str = ""):

@@ -190,21 +190,12 @@ def test_the_grade_log_keeps_the_latest_time(tmp_path):
 
 
 def test_the_report_in_chromium(page_html):
-    reason = browser.unavailable()
-    if reason:
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(browser.CHROMIUM), headless=True, args=browser.FLAGS)
-        try:
-            pg = chromium.new_page(viewport={"width": 1300, "height": 1000})
-            pg.goto((page_html[2] / "index.html").as_uri())
-            widths = pg.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
-            assert len(widths) == 7 and min(widths) > 100, widths          # every figure decoded
-            flagged = pg.locator(f"#cells-{cb.AID} tr.flag td:first-child").all_inner_texts()
-            assert sorted(flagged) == ["test_kl_discrete", "test_kl_gauss_1d"]
-            assert pg.locator("mark").first.is_visible()
-            browser.artifacts()
-            pg.screenshot(path=str(browser.artifacts() / "report.png"), full_page=True)
-        finally:
-            chromium.close()
+    with browser.launched() as chromium:
+        pg = chromium.new_page(viewport={"width": 1300, "height": 1000})
+        pg.goto((page_html[2] / "index.html").as_uri())
+        widths = pg.eval_on_selector_all("img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
+        assert len(widths) == 7 and min(widths) > 100, widths          # every figure decoded
+        flagged = pg.locator(f"#cells-{cb.AID} tr.flag td:first-child").all_inner_texts()
+        assert sorted(flagged) == ["test_kl_discrete", "test_kl_gauss_1d"]
+        assert pg.locator("mark").first.is_visible()
+        pg.screenshot(path=str(browser.artifacts() / "report.png"), full_page=True)
