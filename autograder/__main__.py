@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder {release,bundle,grade,export,report,roster,selfcheck}`` (run from anywhere)."""
+"""Command line: ``python -m autograder {release,bundle,grade,serve,export,report,roster,selfcheck}`` (run from anywhere)."""
 from __future__ import annotations
 
 import argparse
@@ -56,9 +56,20 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--no-similarity", action="store_true", help="leave out the comparison of solutions")
     ro = sub.add_parser("roster", help="load students (CSV: id,first_name,last_name,email) into the gradebook")
     ro.add_argument("csv", type=Path)
-    s = sub.add_parser("selfcheck", help="solutions must score full marks, stubs 0, in a scratch course")
+    s = sub.add_parser("selfcheck", help="solutions score full marks (partial-credit cells: above 0), stubs 0, in a scratch course")
     s.add_argument("assignments", nargs="*")
     s.add_argument("--keep", type=Path, help="keep the scratch course in this folder")
+    sv = sub.add_parser("serve", help="grade submissions as they reach the exchange and release feedback "
+                                      "(rate-limited; early grades are feedback only): until SIGTERM/Ctrl-C")
+    sv.add_argument("--workers", type=int, default=1, help="submissions graded at once on this machine")
+    sv.add_argument("--scheduler", help="a Dask scheduler address: grade on that cluster instead")
+    sv.add_argument("--wall-clock", type=float, default=WALL_CLOCK_S, help="seconds allowed per submission")
+    sv.add_argument("--memory-mb", type=int, default=MEMORY_MB, help="memory cap per submission")
+    sv.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the inbound folder")
+    sv.add_argument("--finish", action="store_true",
+                    help="on SIGTERM/Ctrl-C let running gradings finish (a second signal abandons them)")
+    sv.add_argument("--once", action="store_true", help="grade what is waiting, then exit")
+    sv.add_argument("--status", action="store_true", help="print the service's journal and exit")
     args = p.parse_args(argv)
 
     try:
@@ -101,6 +112,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{len(failed)} of {len(results)} submissions could not be graded "
                       "(those with a score got 0 for the tests that did not run)", file=sys.stderr)
             return 1 if failed else 0
+        if args.command == "serve":
+            from . import service
+            if args.status:
+                print(service.status(course))
+                return 0
+            return service.serve(course, finish=args.finish, once=args.once, workers=args.workers,
+                                 scheduler=args.scheduler, interval=args.interval, wall_clock=args.wall_clock,
+                                 memory_mb=args.memory_mb)
         if args.command == "roster":
             print(f"{course.import_roster(args.csv)} students in the gradebook")
             return 0

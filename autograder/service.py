@@ -1,0 +1,738 @@
+"""Feedback minutes after submitting: ``python -m autograder serve``.
+
+A long-lived process that watches the exchange's inbound folder (nbgrader's layout:
+``<exchange>/<course_id>/inbound/<student>+<assignment>+<timestamp>[+random]/``), grades each
+new submission with the same isolated graders as ``grade`` (``autograder.workers``: sandbox,
+limits, guard, local workers or a Dask scheduler) and releases its feedback through the
+exchange, so the student gets it with the Assignments tab or ``nbgrader fetch_feedback``.
+
+* **Early grades are feedback only.** The service grades into its own scratch course,
+  ``<course>/feedback-service/course/`` (its own SQLite gradebook, autograded copies and
+  feedback), never into the course's gradebook: the grade that counts is still the TA's
+  ``collect`` + ``grade`` of the latest submission after the due date. Feedback released by the
+  TA for that submission replaces the early one (both are keyed by the submission's secret).
+* **Exactly once.** ``feedback-service/journal.json`` (written atomically) records every inbound
+  folder by name with its state: ``queued``, ``grading``, ``graded``, ``error``, ``over_limit``,
+  ``skipped``. A grading that was running when the service died is redone from scratch at the
+  next start; it keeps the slot it was counted in. Submissions that arrived while the service
+  was down are graded when it starts. One service per course (a lock file); graders left behind
+  by a service that was killed are ended at the next start.
+* **Rate limit.** At most ``daily_limit`` graded submissions per student, assignment and UTC day
+  (of nbgrader's submission timestamp). One over the limit is kept (in inbound and the journal)
+  and its feedback says so; the latest submission is graded at the due date as usual.
+* **Hidden tests.** Their code never appears (``autograder.feedback.RedactHiddenTests``). With
+  ``hidden_messages = "after_due_date"`` (default), before the due date a failing test cell that
+  holds hidden tests shows its message only if one of the cell's visible asserts carries it (the
+  student can run those); otherwise the message reads ``failed``. ``"always"`` shows them.
+
+Settings: the ``[service]`` table of ``course.toml`` (``Settings``). On the class server, run it
+as a JupyterHub managed service (``hub_service``).
+"""
+from __future__ import annotations
+
+import ast
+import fcntl
+import html
+import json
+import multiprocessing.forkserver
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import threading
+import time
+import tomllib
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import nbformat
+from nbgrader.utils import parse_utc
+
+from . import sandbox, worker
+from .config import COURSE_ID
+from .course import Course, GradingError
+from .leaks import HIDDEN
+from .schedule import COURSE_FILE, FORMAT, ScheduleError
+from .workers import Outcome, assignment_gradebook, make_task, merge, private_paths, run_task
+
+STATE_DIR = "feedback-service"        # in the course folder
+JOURNAL = "journal.json"
+LOCK = "lock"
+POLICIES = ("after_due_date", "always")
+DEFAULT_LIMIT = 3
+MARKER = "DGM_FEEDBACK_SERVICE"        # in the environment of this service's graders: "<state dir>#<instance>"
+STAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d")  # how nbgrader's timestamps begin
+SECRET = re.compile(r"[0-9a-f]{128}")  # nbgrader's submission_secret.txt (secrets.token_hex(64))
+INCOMPLETE_AFTER_S = 600.0             # a folder without its secret after this long is not a submission
+NOTE_KEY = "dgm_service"               # metadata of the note cell the service adds to the feedback
+
+
+class SettingsError(ScheduleError):
+    """A ``[service]`` table that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    daily_limit: int = DEFAULT_LIMIT
+    hidden_messages: str = "after_due_date"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[service]`` table of ``course.toml``: defaults, and a sub-table per assignment.
+
+    .. code-block:: toml
+
+        [service]
+        daily_limit = 3                     # graded submissions per student, assignment and UTC day
+        hidden_messages = "after_due_date"  # or "always"
+
+        [service.02_vae]
+        daily_limit = 5
+    """
+    default: Policy = Policy()
+    assignments: dict[str, Policy] = field(default_factory=dict)
+
+    def policy(self, assignment: str) -> Policy:
+        return self.assignments.get(assignment, self.default)
+
+    @classmethod
+    def load(cls, path: Path = COURSE_FILE, known: list[str] | None = None) -> "Settings":
+        path = Path(path)
+        known = sorted(p.name for p in (path.parent / "notebooks").iterdir() if p.is_dir()) \
+            if known is None and (path.parent / "notebooks").is_dir() else known
+        try:
+            raw = tomllib.loads(path.read_text()).get("service", {})
+        except FileNotFoundError:
+            raise SettingsError(f"{path}: no course file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise SettingsError(f"{path}: not valid TOML: {e}") from None
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{path}: [service] must be a table")
+        default = _policy(path, "service", {k: v for k, v in raw.items() if not isinstance(v, dict)}, Policy())
+        per = {}
+        for name, table in raw.items():
+            if isinstance(table, dict):
+                if known is not None and name not in known:
+                    raise SettingsError(f"{path}: [service.{name}]: unknown assignment (known: {', '.join(known)})")
+                per[name] = _policy(path, f"service.{name}", table, default)
+        return cls(default, per)
+
+
+def _policy(path: Path, where: str, table: dict, base: Policy) -> Policy:
+    unknown = set(table) - {f.name for f in fields(Policy)}
+    if unknown:
+        raise SettingsError(f"{path}: [{where}]: unknown keys {', '.join(sorted(unknown))} "
+                            f"(known: daily_limit, hidden_messages)")
+    limit = table.get("daily_limit", base.daily_limit)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise SettingsError(f"{path}: [{where}] daily_limit must be a whole number >= 0, not {limit!r}")
+    hidden = table.get("hidden_messages", base.hidden_messages)
+    if hidden not in POLICIES:
+        raise SettingsError(f"{path}: [{where}] hidden_messages must be one of {', '.join(POLICIES)}, not {hidden!r}")
+    return Policy(limit, hidden)
+
+
+# --- the journal ---------------------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    """One inbound folder and what the service did with it."""
+    name: str                     # the inbound folder's name: the key
+    student: str
+    assignment: str
+    timestamp: str                # nbgrader's, from the name (UTC)
+    status: str = "queued"        # queued, grading, graded, error, over_limit, skipped
+    counted: bool = False         # holds one of the day's graded submissions
+    slot: int = 0                 # which of the day's (1-based), if counted
+    seen: str = ""                # when the service first took it (UTC, ISO 8601)
+    started: str | None = None    # the current or last grading
+    finished: str | None = None
+    attempts: int = 0             # gradings started (more than 1: one was interrupted)
+    seconds: float | None = None  # the grading's wall-clock time
+    score: float | None = None
+    max_score: float | None = None
+    released: str | None = None   # when its feedback reached the exchange
+    error: str | None = None
+
+    @property
+    def day(self) -> str:
+        return f"{submitted_at(self.timestamp):%Y-%m-%d}"
+
+
+class Journal:
+    """``{inbound folder name: Entry}``, saved as JSON by write-then-rename (never half-written)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.entries: dict[str, Entry] = {}
+
+    def load(self) -> "Journal":
+        if self.path.exists():
+            raw = json.loads(self.path.read_text())
+            self.entries = {k: Entry(**v) for k, v in raw.get("entries", {}).items()}
+        return self
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            json.dump({"version": 1, "entries": {k: asdict(e) for k, e in self.entries.items()}}, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def recover(self) -> list[Entry]:
+        """Gradings that were running when the service stopped go back to the queue."""
+        interrupted = [e for e in self.entries.values() if e.status == "grading"]
+        for e in interrupted:
+            e.status, e.started = "queued", None
+        return interrupted
+
+    def used(self, student: str, assignment: str, day: str) -> int:
+        return sum(1 for e in self.entries.values() if e.counted and e.student == student
+                   and e.assignment == assignment and e.day == day)
+
+
+def parse_name(name: str) -> tuple[str, str, str] | None:
+    """``(student, assignment, timestamp)`` of an inbound folder name, or None.
+    ``<student>+<assignment>+<timestamp>`` with an optional ``+<random>`` (nbgrader's default)."""
+    parts = name.split("+")
+    for n_extra in (1, 0):  # nbgrader adds the random part by default
+        head = parts[:len(parts) - n_extra]
+        if len(head) < 3 or not STAMP.match(head[-1]):
+            continue
+        try:
+            submitted_at(head[-1])
+        except (ValueError, OverflowError):
+            continue
+        student, assignment = "+".join(head[:-2]), head[-2]
+        if student and assignment:
+            return student, assignment, head[-1]
+    return None
+
+
+def submitted_at(timestamp: str) -> datetime:
+    """nbgrader's timestamp as a naive UTC datetime (as the gradebook keeps them)."""
+    return parse_utc(timestamp)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def iso(t: datetime | None = None) -> str:
+    return (t or utcnow()).isoformat(timespec="seconds")
+
+
+# --- what the feedback says -------------------------------------------------------------------------
+
+def visible_messages(source: str) -> list[re.Pattern]:
+    """Patterns of the messages the visible asserts of a test cell can raise (an f-string's
+    fields match anything)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assert) or node.msg is None:
+            continue
+        if isinstance(node.msg, ast.Constant) and isinstance(node.msg.value, str):
+            out.append(re.compile(re.escape(node.msg.value), re.S))
+        elif isinstance(node.msg, ast.JoinedStr):
+            out.append(re.compile("".join(re.escape(v.value) if isinstance(v, ast.Constant) else ".*"
+                                          for v in node.msg.values), re.S))
+    return out
+
+
+def _is_test(cell) -> bool:
+    m = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
+
+
+def mask_hidden_messages(nb) -> int:
+    """Replace the failure message of every test cell with hidden tests by ``failed``, unless a
+    visible assert of the cell carries it. Returns how many were replaced."""
+    count = 0
+    for cell in nb.cells:
+        if not _is_test(cell) or not HIDDEN.search(cell.source):
+            continue
+        visible = visible_messages(cell.source.split("### BEGIN HIDDEN TESTS", 1)[0])
+        for out in cell.get("outputs", []):
+            if out.output_type == "error" and not any(p.fullmatch(str(out.get("evalue", ""))) for p in visible):
+                out.evalue, out.traceback = "failed", [f"{out.get('ename', 'Error')}: failed"]
+                count += 1
+    return count
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def next_day(day: str) -> str:
+    return f"{datetime.strptime(day, '%Y-%m-%d') + timedelta(days=1):%Y-%m-%d} 00:00"
+
+
+def limit_note(entry: Entry, policy: Policy, used: int, due: datetime | None, masked: bool) -> str:
+    """The markdown note at the top of early feedback (``used``: graded submissions of that day so far)."""
+    left = max(0, policy.daily_limit - used)
+    nxt = (f"You have {_plural(left, 'more graded submission')} of {entry.assignment} on {entry.day} (UTC)."
+           if left else
+           f"You have used all {_plural(policy.daily_limit, 'graded submission')} of {entry.assignment} on "
+           f"{entry.day} (UTC): the next one counts from {next_day(entry.day)} UTC (those before are kept, "
+           "not graded now).")
+    due_text = f"the due date ({due:{FORMAT}} UTC)" if due else "the due date"
+    lines = [f"**Early feedback** on your submission of {entry.timestamp}: graded submission "
+             f"{entry.slot} of {policy.daily_limit} on {entry.day} (UTC). {nxt}",
+             f"This score is feedback only: the grade that counts is your latest submission's, "
+             f"graded after {due_text}."]
+    if masked:
+        lines.append(f"Until {due_text}, a failing hidden test says only *failed*; its message shows after it.")
+    return "\n\n".join(lines)
+
+
+def over_limit_page(entry: Entry, policy: Policy, due: datetime | None) -> str:
+    """The feedback page of a submission over the day's limit."""
+    e = html.escape
+    due_text = f"the due date ({due:{FORMAT}} UTC)" if due else "the due date"
+    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{e(entry.assignment)}: not graded yet"
+            f"</title></head><body>\n<h1>{e(entry.assignment)}: submission kept, not graded now</h1>\n"
+            f"<p>Your submission of {e(entry.timestamp)} was received and is kept, but it is over the limit of "
+            f"{_plural(policy.daily_limit, 'graded submission')} of {e(entry.assignment)} per day: you have used "
+            f"all of {e(entry.day)} (UTC). The next submission counts from {next_day(entry.day)} UTC.</p>\n"
+            f"<p>Your latest submission is graded after {e(due_text)}, as usual: this one, "
+            f"unless you submit again.</p>\n</body></html>\n")
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+def log(message: str) -> None:
+    print(f"{iso()} {message}", flush=True)
+
+
+class Service:
+    """The grading service of ``course`` (see the module's docstring).
+
+    ``workers``: gradings at once (local processes, or tasks in flight on ``scheduler``, a Dask
+    address). ``interval``: seconds between looks at the inbound folder. ``limits``:
+    ``wall_clock``, ``memory_mb``, ``threads`` of ``workers.Task``.
+    """
+
+    def __init__(self, course: Course, *, workers: int = 1, scheduler: str | None = None, interval: float = 2.0,
+                 settings: Settings | None = None, say=log, **limits):
+        self.course, self.workers, self.scheduler = course, max(1, workers), scheduler
+        self.interval, self.limits, self.say = interval, limits, say
+        self.settings = settings if settings is not None else Settings.load(known=course.assignments())
+        self.exchange = Path(course.config.Exchange.root)
+        self.course_id = course.config.CourseDirectory.course_id or COURSE_ID
+        self.inbound = self.exchange / self.course_id / "inbound"
+        self.state = course.root / STATE_DIR
+        self.journal = Journal(self.state / JOURNAL)
+        self.instance = f"{self.state}#{os.getpid()}-{secrets.token_hex(4)}"
+        self.stop, self.abandon = threading.Event(), threading.Event()
+        self._scratch: Course | None = None
+        self._gradebooks: dict[str, bytes] = {}
+        self._dask = None
+        self._dask_futures: dict[str, object] = {}
+
+    @property
+    def scratch(self) -> Course:
+        """The course the service grades into: the same notebooks and dates, its own gradebook."""
+        if self._scratch is None:
+            root = self.state / "course"
+            self._scratch = Course(root, notebooks=self.course.root / "notebooks", due_dates=self.course.due_dates,
+                                   db_url=f"sqlite:///{root / 'gradebook.db'}")
+            self._scratch.config.Exchange.root = str(self.exchange)
+            self._scratch.config.CourseDirectory.course_id = self.course_id
+        return self._scratch
+
+    def due(self, assignment: str) -> datetime | None:
+        d = self.course.due_dates.get(assignment)
+        return datetime.strptime(d, "%Y-%m-%d %H:%M:%S") if d else None
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def run(self, once: bool = False) -> None:
+        """Serve until ``stop`` is set (or, with ``once``, until nothing is left to grade).
+
+        On ``stop``, running gradings finish (their feedback is released) unless ``abandon`` is
+        set too, in which case their graders are killed and they go back to the queue."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.state / LOCK, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                raise GradingError(f"another `serve` holds {self.state / LOCK} ({lock.read().strip()})") from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"pid {os.getpid()}\n")
+            lock.flush()
+            self._serve(once)
+
+    def _serve(self, once: bool) -> None:
+        reaped = reap_orphans(str(self.state), self.instance)
+        if reaped:
+            self.say(f"ended {len(reaped)} processes left by a service that stopped without cleaning up")
+        self.journal.load()
+        for e in self.journal.recover():
+            self.say(f"requeued {e.name}: its grading was interrupted")
+        self.journal.save()
+        os.environ[MARKER] = self.instance  # graders inherit it (reap_orphans finds them after a crash)
+        if self.scheduler is None:
+            worker.warm_up()
+        else:
+            from dask.distributed import Client
+            self._dask = Client(self.scheduler)
+        self._prepare()
+        self.say(f"serving {self.inbound} with {self.workers} worker(s)"
+                 f"{f' on {self.scheduler}' if self.scheduler else ''}")
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grade")
+        running: dict = {}
+        try:
+            def fill():
+                while len(running) < self.workers and (entry := self._next()) is not None:
+                    future = self._start(pool, entry)
+                    if future is not None:
+                        running[future] = entry
+            while not self.stop.is_set():
+                self.scan()
+                fill()
+                if once and not running and self._next() is None:
+                    break
+                if running:
+                    done, _ = wait(running, timeout=self.interval, return_when=FIRST_COMPLETED)
+                    finished = [(future, running.pop(future)) for future in done]
+                    if finished:
+                        self.scan()
+                        fill()  # the next gradings start before this one's feedback is written
+                    for future, entry in finished:
+                        self._finish(entry, future)
+                else:
+                    self.stop.wait(self.interval)
+            while running:  # stopping: finish what runs, unless told to abandon it
+                if self.abandon.is_set():
+                    self._abandon(running)
+                    break
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._finish(running.pop(future), future)
+        finally:
+            if running:  # an exception in the loop: leave nothing half-done behind
+                self._abandon(running)
+            pool.shutdown(wait=True, cancel_futures=True)
+            if self._dask is not None:
+                self._dask.close()
+            self.journal.save()
+            self.say("stopped")
+
+    def _prepare(self) -> None:
+        """Know the assignments released to the exchange (outbound) before their submissions come."""
+        outbound = self.exchange / self.course_id / "outbound"
+        names = sorted(p.name for p in outbound.iterdir()) if outbound.is_dir() else []
+        for aid in names:
+            if aid in self.course.assignments():
+                try:
+                    self._gradebook(aid)
+                except GradingError as e:
+                    self.say(f"cannot prepare {aid}: {e}")
+
+    def _gradebook(self, assignment: str) -> bytes:
+        if assignment not in self._gradebooks:
+            self.scratch.ensure_released(assignment)
+            self._gradebooks[assignment] = assignment_gradebook(self.scratch.db_url, assignment)
+        return self._gradebooks[assignment]
+
+    # --- new submissions ----------------------------------------------------------------------------
+    def scan(self) -> list[Entry]:
+        """Take the new complete submissions in inbound, oldest first: queue each, or, over the
+        day's limit, release a note that it is kept. Returns the new entries."""
+        try:
+            names = [n for n in os.listdir(self.inbound) if n not in self.journal.entries]
+        except FileNotFoundError:
+            return []
+        new = []
+        for name in names:
+            parsed = parse_name(name)
+            if parsed is None:
+                continue  # not nbgrader's (nbgrader's collect would fail on it too)
+            folder = self.inbound / name
+            ready = _complete(folder)
+            if ready is None:
+                try:
+                    age = time.time() - folder.stat().st_mtime
+                except OSError:
+                    continue
+                if age < INCOMPLETE_AFTER_S:
+                    continue  # still being written
+            new.append(Entry(name, *parsed, seen=iso(), status="queued" if ready else "skipped",
+                             error=None if ready else "incomplete: no submission_secret.txt"))
+        new.sort(key=lambda e: (submitted_at(e.timestamp), e.name))
+        for e in new:
+            self.journal.entries[e.name] = e
+            if e.status == "skipped":
+                continue
+            try:
+                self.course.check_assignment(e.assignment)
+            except GradingError as err:
+                e.status, e.error = "skipped", str(err)
+                continue
+            policy = self.settings.policy(e.assignment)
+            used = self.journal.used(e.student, e.assignment, e.day)
+            if used < policy.daily_limit:
+                e.counted, e.slot = True, used + 1
+            else:
+                e.status = "over_limit"
+        if new:
+            self.journal.save()
+        for e in new:
+            if e.status == "over_limit":
+                self._release_over_limit(e)
+                self.say(f"over the limit: {e.name} (kept; the latest is graded at the due date)")
+            elif e.status == "skipped":
+                self.say(f"skipped {e.name}: {e.error}")
+            else:
+                self.say(f"queued {e.name} ({e.slot} of {self.settings.policy(e.assignment).daily_limit} "
+                         f"on {e.day})")
+        return new
+
+    def _next(self) -> Entry | None:
+        queued = [e for e in self.journal.entries.values() if e.status == "queued"]
+        return min(queued, key=lambda e: (submitted_at(e.timestamp), e.name), default=None)
+
+    # --- grading ------------------------------------------------------------------------------------
+    def _start(self, pool: ThreadPoolExecutor, entry: Entry):
+        folder = self.inbound / entry.name
+        try:
+            gradebook = self._gradebook(entry.assignment)
+            hide = private_paths(self.course) + [str(self.state)]
+            task = make_task(self.scratch, entry.student, entry.assignment, folder, gradebook, hide=hide,
+                             **self.limits)
+        except (GradingError, OSError) as e:
+            entry.status, entry.error, entry.finished = "error", f"could not be prepared: {e}", iso()
+            self.journal.save()
+            self.say(f"error {entry.name}: {entry.error}")
+            return None
+        entry.status, entry.started, entry.finished, entry.error = "grading", iso(), None, None
+        entry.attempts += 1
+        self.journal.save()  # from here, a crash means: redo it
+        self.say(f"grading {entry.name}")
+        return pool.submit(self._grade, entry.name, task)
+
+    def _grade(self, name: str, task) -> tuple[Outcome, float]:
+        start = time.perf_counter()
+        if self._dask is None:
+            outcome = run_task(task)
+        else:
+            future = self._dask.submit(run_task, task, pure=False)
+            self._dask_futures[name] = future
+            try:
+                outcome = future.result()
+            finally:
+                self._dask_futures.pop(name, None)
+        return outcome, time.perf_counter() - start
+
+    def _finish(self, entry: Entry, future) -> None:
+        if self.abandon.is_set():
+            self._requeue(entry)
+            return
+        try:
+            outcome, seconds = future.result()
+        except Exception as e:  # the worker itself failed (e.g. a lost Dask worker)
+            outcome, seconds = Outcome(entry.assignment, entry.student, error=f"grading worker failed: {e!r}"), None
+        try:
+            merge(self.scratch, outcome)
+            score = self.scratch.score(entry.assignment, entry.student)
+            entry.score, entry.max_score = score.auto, score.auto_max
+            self._release_graded(entry)
+            entry.status, entry.error = "graded", outcome.error
+        except Exception as e:  # noqa: BLE001 -- recorded; the service goes on with the others
+            entry.status, entry.error = "error", f"feedback failed: {e}"
+        entry.seconds, entry.finished = seconds, iso()
+        self.journal.save()
+        took = f" in {seconds:.1f} s" if seconds is not None else ""
+        if entry.status == "graded":
+            self.say(f"graded {entry.name}: {entry.score:g}/{entry.max_score:g}{took}, feedback released"
+                     f"{f' ({entry.error})' if entry.error else ''}")
+        else:
+            self.say(f"error {entry.name}{took}: {entry.error}")
+
+    def _requeue(self, entry: Entry) -> None:
+        entry.status, entry.started = "queued", None
+        self.journal.save()
+        self.say(f"abandoned {entry.name}: it is graded again at the next start")
+
+    def _abandon(self, running: dict) -> None:
+        """Kill the running gradings; their entries go back to the queue."""
+        self.abandon.set()
+        if self._dask is not None:
+            self._dask.cancel(list(self._dask_futures.values()))
+        server = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_forkserver_pid", None)
+        end = time.monotonic() + 60
+        while time.monotonic() < end:  # again and again: a grader may be forked in the meantime
+            for pid in _children(server) if server else []:
+                _kill_group(pid)
+            if not wait(running, timeout=0.5).not_done:
+                break
+        for future, entry in list(running.items()):
+            self._requeue(entry)
+            running.pop(future)
+
+    # --- releasing feedback --------------------------------------------------------------------------
+    def _copy_stamps(self, entry: Entry, dest: Path) -> None:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in ("timestamp.txt", "submission_secret.txt"):
+            shutil.copyfile(self.inbound / entry.name / name, dest / name)
+
+    def _release_graded(self, entry: Entry) -> None:
+        """Note and policy into the autograded notebooks, then nbgrader's generate_feedback and
+        release_feedback from the scratch course."""
+        policy = self.settings.policy(entry.assignment)
+        due = self.due(entry.assignment)
+        masking = policy.hidden_messages == "after_due_date" and (due is None or utcnow() < due)
+        autograded = self.scratch.autograded(entry.student, entry.assignment)
+        self._copy_stamps(entry, autograded)
+        used = self.journal.used(entry.student, entry.assignment, entry.day)
+        for path in sorted(autograded.glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            if masking:
+                mask_hidden_messages(nb)
+            cell = nbformat.v4.new_markdown_cell(limit_note(entry, policy, used, due, masking))
+            cell.metadata[NOTE_KEY] = True
+            nb.cells.insert(0, cell)
+            nbformat.write(nb, path)
+        self.scratch.feedback(entry.assignment, entry.student)
+        self._release(entry)
+
+    def _release_over_limit(self, entry: Entry) -> None:
+        """A feedback page per submitted notebook: kept, not graded now, when the next one counts."""
+        folder = self.scratch.root / "feedback" / entry.student / entry.assignment
+        try:
+            if folder.exists():
+                shutil.rmtree(folder)
+            self._copy_stamps(entry, folder)
+            page = over_limit_page(entry, self.settings.policy(entry.assignment), self.due(entry.assignment))
+            for nb in sorted((self.inbound / entry.name).glob("*.ipynb")):
+                (folder / f"{nb.stem}.html").write_text(page)
+            self._release(entry)
+        except (OSError, GradingError) as e:
+            entry.error = f"its note could not be released: {e}"
+        self.journal.save()
+
+    def _release(self, entry: Entry) -> None:
+        Course._check(self.scratch.api.release_feedback(entry.assignment, student_id=entry.student),
+                      f"release_feedback {entry.student}/{entry.assignment}")
+        entry.released = iso()
+
+
+def _complete(folder: Path) -> bool | None:
+    """True once nbgrader's submit has written the folder's secret (its last file); None before."""
+    try:
+        return True if SECRET.fullmatch((folder / "submission_secret.txt").read_text().strip()) else None
+    except OSError:
+        return None
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+def _children(ppid: int) -> list[int]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+                out.append(int(pid))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def reap_orphans(state: str, instance: str) -> list[int]:
+    """End the graders (and their kernels) that a service on ``state`` left running when it died,
+    found by ``MARKER`` in their environment, and remove their scratch folders and cgroups.
+    Call it only while holding the service's lock: then no other live service owns them."""
+    prefix, current = f"{MARKER}={state}#".encode(), f"{MARKER}={instance}".encode()
+    found, roots = [], []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(v.startswith(prefix) and v != current for v in env):
+            found.append(int(pid))
+            try:
+                cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+                if cwd.name.startswith("dgm-grade-") and os.getpgid(int(pid)) == int(pid):
+                    roots.append(cwd)
+            except OSError:
+                pass
+    for pid in found:
+        _kill_group(pid)
+    for root in roots:
+        sandbox.remove_cgroup(root.name)
+        shutil.rmtree(root, ignore_errors=True)
+    return found
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+def serve(course: Course, finish: bool = False, once: bool = False, **options) -> int:
+    """``python -m autograder serve``: run until SIGTERM or SIGINT. The first signal abandons
+    running gradings (they are redone at the next start), or with ``finish`` lets them finish
+    (a second signal abandons them)."""
+    service = Service(course, **options)
+
+    def stop(signum, frame):
+        if service.stop.is_set() or not finish:
+            service.abandon.set()
+        service.stop.set()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        service.run(once=once)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+def status(course: Course) -> str:
+    """The journal, one line per submission (``serve --status``)."""
+    journal = Journal(course.root / STATE_DIR / JOURNAL).load()
+    lines = []
+    for e in sorted(journal.entries.values(), key=lambda e: (submitted_at(e.timestamp), e.name)):
+        score = f" {e.score:g}/{e.max_score:g}" if e.score is not None else ""
+        lines.append(f"{e.student}/{e.assignment} {e.timestamp}: {e.status}{score}"
+                     f"{f' (try {e.attempts})' if e.attempts > 1 else ''}{f' - {e.error}' if e.error else ''}")
+    return "\n".join(lines) or "no submissions seen yet"
+
+
+def hub_service(course: Path, exchange: Path, *, python: str | None = None, workers: int = 2,
+                name: str = "feedback", environment: dict[str, str] | None = None) -> dict:
+    """An entry for ``c.JupyterHub.services``: the hub starts the service with itself, restarts
+    it if it dies and stops it (SIGTERM) when it stops. It has no URL (nothing to open) and runs
+    as the hub's user, root, which the sandbox needs (``bwrap`` namespaces)::
+
+        c.JupyterHub.services.append(hub_service(site.course, site.exchange, environment=env))
+    """
+    return {"name": name, "cwd": str(course),
+            "command": [python or sys.executable, "-m", "autograder", "--course", str(course), "serve",
+                        "--workers", str(workers)],
+            "environment": {**(environment or {}), "DGM_EXCHANGE": str(exchange)}}
