@@ -31,7 +31,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import nbformat  # noqa: E402
 from nbgrader.auth import Authenticator  # noqa: E402
 from nbgrader.coursedir import CourseDirectory  # noqa: E402
 from nbgrader.exchange.default import ExchangeFetchFeedback, ExchangeSubmit  # noqa: E402
