@@ -77,6 +77,7 @@ class Site:
     ssl_key: str = ""
     ssl_cert: str = ""
     python: str = sys.executable         # what servers and kernels run (``runtime_python``)
+    feedback: bool = False               # the grading service (python -m autograder serve) as a hub service
 
     # --- names and paths ----------------------------------------------------------------
     @property
@@ -139,7 +140,8 @@ class Site:
             raise HubError(f"{path} not found: run `python -m autograder.hub setup --root {root}` first")
         values = json.loads(path.read_text())
         values["root"] = Path(values["root"])
-        return cls(**values)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
 
     def gradebook_url(self) -> str:
         return self.gradebook_url_file.read_text().strip()
@@ -582,6 +584,9 @@ def configure(c, site: Site) -> None:
         "environment": {**env, "JUPYTERHUB_DEFAULT_URL": "/formgrader",
                         "JUPYTER_CONFIG_PATH": str(site.jupyter("staff"))},
     }]
+    if site.feedback:  # feedback minutes after submitting (README: "Feedback on submit")
+        from .service import hub_service
+        c.JupyterHub.services.append(hub_service(site.course, site.exchange, python=site.python, environment=env))
     c.JupyterHub.load_roles = [{
         "name": f"{SERVICE}-users", "description": "open the course's formgrader",
         "scopes": [f"access:services!service={SERVICE}", f"read:services!service={SERVICE}", "list:services"],
@@ -653,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--db", metavar="URL", help="the gradebook's database (default: a PostgreSQL cluster "
                                                  "of the site's own)")
     s.add_argument("--sources", type=Path, default=REPO / "notebooks", help="source notebooks to copy in")
+    s.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the grading service (feedback on submit) with the hub")
     s.add_argument("--no-lock", action="store_true",
                    help="leave this repository readable by everyone (it holds the solutions)")
     a = sub.add_parser("accounts", parents=[root], help="Unix accounts from a roster CSV: id,first_name,last_name,email,role")
@@ -669,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             except HubError:
                 site = Site(root=args.root)
             for key in ("prefix", "ip", "port", "hub_port", "proxy_api_port", "formgrader_port", "pg_port",
-                        "data", "ssl_key", "ssl_cert"):
+                        "data", "ssl_key", "ssl_cert", "feedback"):
                 if getattr(args, key) is not None:
                     setattr(site, key, getattr(args, key))
             setup(site, args.sources, args.db, lock=not args.no_lock)

@@ -100,6 +100,12 @@ def test_hub_configuration(tmp_path, monkeypatch):
     assert service["user"] == "cls-grader" and service["cwd"] == str(tmp_path / "course")
     [role] = c.JupyterHub.load_roles
     assert role["groups"] == ["cls-staff"] and role["scopes"][0] == f"access:services!service={hubmod.SERVICE}"
+    site.feedback = True  # the grading service starts and stops with the hub
+    c = Config()
+    hubmod.configure(c, site)
+    formgrader, feedback = c.JupyterHub.services
+    assert feedback["command"][1:5] == ["-m", "autograder", "--course", str(tmp_path / "course")]
+    assert "serve" in feedback["command"] and feedback["environment"]["DGM_EXCHANGE"] == str(tmp_path / "exchange")
 
 
 def cli(*args: str) -> str:
