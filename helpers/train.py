@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -193,8 +194,9 @@ def run_name(kind: str, arch: str, lr: float, epochs: int) -> str:
 
 
 class ResultsFolder:
-    """One run's folder: ``perf_metrics.csv`` (epoch, train loss, test loss) and per-epoch
-    ``reconstruction_<epoch>.png`` and ``sample_<epoch>.png``.
+    """One run's folder: ``perf_metrics.csv`` (epoch, train loss, test loss), per-epoch
+    ``reconstruction_<epoch>.png`` and ``sample_<epoch>.png``, and ``loss_curves.png``. Epochs
+    are counted from 0 as in Project 3: a 100-epoch run ends with ``sample_99.png``.
 
     ``reconstruct(x) -> x_hat`` and ``sample(n) -> images`` are called without gradients on
     the fixed images ``x_show`` (the first row of the reconstruction grid; second row: output).
@@ -211,13 +213,17 @@ class ResultsFolder:
 
     @torch.no_grad()
     def __call__(self, row: dict) -> None:
-        """Record one epoch (a ``Trainer`` row whose ``val_loss`` is the test loss)."""
-        epoch = row["epoch"]
+        """Record one epoch (a ``Trainer`` row, epochs from 1, whose ``val_loss`` is the test loss)."""
+        epoch = row["epoch"] - 1
         with open(self.csv, "a", newline="") as f:
             csv.writer(f).writerow([epoch, f"{row['train_loss']:.6f}", f"{row['val_loss']:.6f}"])
         pair = torch.cat([self.x_show, self.reconstruct(self.x_show).reshape(len(self.x_show), -1)])
         plots.save_grid(pair, self.folder / f"reconstruction_{epoch}.png", nrow=len(self.x_show))
         plots.save_grid(self.sample(self.n_samples), self.folder / f"sample_{epoch}.png", nrow=10)
+        fig = Figure(figsize=(6, 3.5))  # not pyplot: nothing appears in the notebook
+        plots.plot_losses({self.folder.name: self.metrics()}, ax=fig.add_subplot())
+        fig.tight_layout()
+        fig.savefig(self.folder / "loss_curves.png", dpi=100)
 
     def metrics(self) -> list[dict]:
         """The rows of ``perf_metrics.csv`` as floats (epoch as int)."""

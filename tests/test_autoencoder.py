@@ -89,9 +89,10 @@ def test_results_folder_layout(tmp_path, monkeypatch):
     full = load_solution(AID, until="train-vae")
     for arch in ("ae", "vae"):
         folder = tmp_path / "results" / f"AE-arch={arch}(512)-lr=0.001-ep=1"
-        assert sorted(p.name for p in folder.iterdir()) == ["perf_metrics.csv", "reconstruction_1.png", "sample_1.png"]
-        header = (folder / "perf_metrics.csv").read_text().splitlines()[0]
-        assert header == "epoch,train_loss,test_loss"
+        assert sorted(p.name for p in folder.iterdir()) == [  # epochs from 0, as in Project 3
+            "loss_curves.png", "perf_metrics.csv", "reconstruction_0.png", "sample_0.png"]
+        header, first = (folder / "perf_metrics.csv").read_text().splitlines()
+        assert header == "epoch,train_loss,test_loss" and first.startswith("0,")
     assert full["EPOCHS"] == 1
 
 

@@ -93,11 +93,12 @@ def test_results_folder(tmp_path):
                                  x_show=torch.rand(10, 784))
     for epoch in (1, 2):
         folder({"epoch": epoch, "train_loss": 3.0 / epoch, "val_loss": 4.0 / epoch})
-    assert {p.name for p in (tmp_path / "run").iterdir()} == {
-        "perf_metrics.csv", "reconstruction_1.png", "reconstruction_2.png", "sample_1.png", "sample_2.png"}
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {  # epochs from 0, as in Project 3
+        "perf_metrics.csv", "reconstruction_0.png", "reconstruction_1.png", "sample_0.png", "sample_1.png",
+        "loss_curves.png"}
     with open(tmp_path / "run" / "perf_metrics.csv") as f:
         assert list(csv.reader(f))[0] == ["epoch", "train_loss", "test_loss"]
-    assert folder.metrics()[1] == {"epoch": 2, "train_loss": 1.5, "test_loss": 2.0}
+    assert folder.metrics()[1] == {"epoch": 1, "train_loss": 1.5, "test_loss": 2.0}
 
 
 def test_evaluate_lower_bound_is_seeded():
