@@ -273,3 +273,22 @@ def test_quality_test_uses_the_trusted_evaluator(grade_planted, student, overrid
     assert cells[lost] == 0
     assert cells["test_kl_normal"] == 1, "independent cells keep their points"
     assert 0 < score.auto < score.auto_max
+
+
+def test_runs_cell_reports_every_metric_and_shows_the_grids_side_by_side(functions, tmp_path, monkeypatch):
+    """The full-run-only cell (section 8), on tiny budgets: mean +- SE of NELBO, KL and Rec per
+    budget, and one sample grid per budget saved and shown."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from helpers import data, runtime
+    src = cell("runs").replace("RUN_ITERATIONS, RUN_SEEDS = (10_000, 20_000), range(3)",
+                               "RUN_ITERATIONS, RUN_SEEDS = (3, 6), range(2)")
+    assert src != cell("runs")
+    monkeypatch.setattr(runtime, "grading", lambda: False)
+    x_subset = data.fixed_test_subset("mnist")[0]
+    ns = dict(functions, RESULTS=tmp_path, x_train=data.load("mnist", "train")[0], x_subset=x_subset)
+    run_output = []
+    monkeypatch.setattr("builtins.print", lambda *a, **k: run_output.append(" ".join(map(str, a))))
+    exec(compile(src, "<runs>", "exec"), ns)
+    assert len(run_output) == 2 and all(all(k in line for k in ("NELBO", "KL", "Rec", "+-")) for line in run_output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vae_samples_3.png", "vae_samples_6.png"]
