@@ -33,8 +33,8 @@ TEST_FILE = "<autograder test>"        # test cells' code: never in linecache, h
 MODULES_ENV = "DGM_GUARD_MODULES"      # modules the tests score with, beyond BASE (comma-separated)
 BASE = ("builtins", "math", "numpy", "numpy.testing", "torch", "torch.testing", "torchvision", "ctypes",
         "stack_data")  # the last: IPython's traceback display imports it on first use
-# The kernel's own machinery: its classes are frozen once armed; its objects and module globals
-# are put back after every cell and before every test.
+# The kernel's own machinery: its objects, classes and module globals are put back before and
+# after every message.
 MACHINERY = ("IPython", "ipykernel", "ipython_pygments_lexers", "jupyter_client", "zmq", "tornado",
              "traitlets", "comm", "autograder")
 LIBRARIES = ("builtins", "math", "numpy", "torch", "torchvision", "sympy", "mpmath", "helpers")
@@ -57,6 +57,7 @@ def _top(name) -> str:
 class Snapshot(NamedTuple):
     """What a submission could change, as it was before any of its code ran (tuples only)."""
     objects: tuple        # (object, (attribute, value)..., (trait, value)...) of the machinery
+    object_ids: frozenset # ids of those objects
     modules: tuple        # (name, module) of every machinery and library module
     globals: tuple        # (module, is_machinery, ((name, callable or module)...))
     sys: tuple            # (name, value, list contents) of sys's hooks, streams and import lists
@@ -101,11 +102,13 @@ def take_snapshot(roots: list, modules: list[str]) -> Snapshot:
         frontier = nxt
     mods = tuple((n, m) for n, m in sorted(sys.modules.items()) if isinstance(m, types.ModuleType)
                  and _top(n) in MACHINERY + LIBRARIES + tuple(_top(x) for x in modules))
+    globals_ = tuple((m, _top(n) in MACHINERY, tuple((k, v) for k, v in vars(m).items()
+                                                     if callable(v) or isinstance(v, types.ModuleType)))
+                     for n, m in mods)
+    classes = _classes(mods)
+    functions = {id(f): f for _, _, items in globals_ + classes for _, f in items if isinstance(f, types.FunctionType)}
     return Snapshot(
-        tuple(objects), mods,
-        tuple((m, _top(n) in MACHINERY, tuple((k, v) for k, v in vars(m).items()
-                                              if callable(v) or isinstance(v, types.ModuleType)))
-              for n, m in mods),
+        tuple(objects), frozenset(id(o) for o, _, _ in objects), mods, globals_,
         tuple((k, getattr(sys, k), tuple(getattr(sys, k)) if k in ("meta_path", "path_hooks") else None)
               for k in ("excepthook", "displayhook", "unraisablehook", "breakpointhook", "stdout", "stderr",
                         "stdin", "meta_path", "path_hooks")),
@@ -114,15 +117,8 @@ def take_snapshot(roots: list, modules: list[str]) -> Snapshot:
         frozenset(sys._current_frames()), tuple(gc.callbacks),
         tuple((n, sys.modules[m]) for n, m in NAMES.items() if m in sys.modules),
         tuple(vars(sys.modules["builtins"]).items()),
-        classes := _classes(mods),
-        tuple((f, f.__defaults__, tuple((f.__kwdefaults__ or {}).items()))
-              for f in {id(f): f for f in [v for m, _, items in _globals_of(mods) for _, v in items]
-                        + [v for _, _, items in classes for _, v in items]
-                        if isinstance(f, types.FunctionType)}.values()))
-
-
-def _globals_of(mods) -> list:
-    return [(m, None, tuple(vars(m).items())) for _, m in mods]
+        classes,
+        tuple((f, f.__defaults__, tuple((f.__kwdefaults__ or {}).items())) for f in functions.values()))
 
 
 def _classes(mods) -> tuple:
@@ -139,7 +135,7 @@ def _classes(mods) -> tuple:
 
 
 def _restore_attrs(d, items, machinery, callable=callable, tuple_=tuple, module=types.ModuleType,
-                   isinstance=isinstance, missing=_MISSING, id=id, list=list, dict=dict) -> None:
+                   isinstance=isinstance, missing=_MISSING, id=id, list=list) -> None:
     for k, v, frozen in items:
         now = d.get(k, missing)
         if frozen is not None:
@@ -194,12 +190,11 @@ def restore(snap: Snapshot, everything: bool, vars=vars, setattr=setattr, getatt
             pristine = {k for k, _ in items}
             for k in [k for k, v in d.items() if k not in pristine and callable(v)]:
                 delattr(cls, k)  # a method added to the class
-    machinery = {id(o) for o, _, _ in snap.objects}
     for o, attrs, traits in snap.objects:
         d = vars(o)
-        restore_attrs(d, attrs, machinery)
+        restore_attrs(d, attrs, snap.object_ids)
         if traits:
-            restore_attrs(d["_trait_values"], traits, machinery)
+            restore_attrs(d["_trait_values"], traits, snap.object_ids)
         pristine = {k for k, _, _ in attrs}
         for k in [k for k in d if k not in pristine and callable(getattr(type(o), k, None))]:
             del d[k]  # an instance attribute that shadows one of the class's methods
@@ -233,11 +228,12 @@ def foreign_threads(snap: Snapshot, current=sys._current_frames, enumerate=threa
 def arm(protected_types: frozenset, protected_modules: frozenset, protected_functions: frozenset,
         machinery_classes: frozenset) -> None:
     """Install the audit hook (it cannot be removed). From then on: no tracing or profiling
-    hooks, no other audit hook, no ``gc`` walks, no ``ctypes``; no change to functions' code or
-    (``__code__`` of any function; defaults of ``protected_functions``), to the classes in
-    ``protected_types`` or to the class of a machinery module or of an instance of ``machinery_classes``
-    object; and while a test's code is on the stack, notebook code (cells, or code compiled
-    from a string) cannot get hold of a frame, so neither of the test's code nor of its locals."""
+    hooks, no other audit hook, no ``gc`` walks, no ``ctypes``; no change to any function's
+    ``__code__``, to the defaults of ``protected_functions``, to the audited attributes of the
+    classes in ``protected_types`` (``__bases__``, ``__name__``...), or to the ``__class__`` of a
+    module in ``protected_modules`` or of an instance of ``machinery_classes``; and while a
+    test's code is on the stack, notebook code (cells, or code compiled from a string) cannot get
+    hold of a frame, so neither of the test's code nor of its locals."""
 
     def hook(event, args, busy=set(), ident=threading.get_ident, getframe=sys._getframe, error=RuntimeError,
              never=NEVER, function=types.FunctionType, frame_events=FRAME_EVENTS, frame_attrs=FRAME_ATTRS,
@@ -305,10 +301,10 @@ def run_test(kernel, snap: Snapshot, code: str, restore=restore, foreign_threads
              BaseException=BaseException, RuntimeError=RuntimeError, isinstance=isinstance,
              missing=_MISSING) -> dict:
     """Run a test cell in restored machinery: its visible part in a copy of the notebook's
-    namespace (what it defines is copied back), its
-    hidden part in a copy (nothing it defines outlives it), both with the usual module names
-    bound to ``frozen_view``s that the code under test cannot reach. The verdict is this function's own ``try``: no hook of the submission's
-    sits between the test and it."""
+    namespace (what it defines is copied back), its hidden part in another copy (nothing it
+    defines outlives it), both with the usual module names bound to ``frozen_view``s that the
+    code under test cannot reach. The verdict is this function's own ``try``: no hook of the
+    submission's sits between the test and it."""
     restore(snap, True)
     parent = kernel.get_parent("shell")
     if isinstance(parent, dict) and isinstance(parent.get("content"), dict):
@@ -377,14 +373,14 @@ class GradingKernel(IPythonKernel):
         super().start()
         snap = take_snapshot([self, self.shell, sys.stdout, sys.stderr, sys.displayhook], modules)
         GradingKernel.shell_main.__defaults__ = (snap, *GradingKernel.shell_main.__defaults__[1:])
-        frozen = frozenset(id(v) for _, _, items in snap.globals for _, v in items if isinstance(v, type)
-                           and _top(getattr(v, "__module__", None)) in MACHINERY + LIBRARIES)
-        ours = [f for f in globals().values() if isinstance(f, types.FunctionType)] + \
-            [f for f in vars(GradingKernel).values() if isinstance(f, types.FunctionType)]
+        def classes_of(packages) -> frozenset:
+            return frozenset(id(v) for _, _, items in snap.globals for _, v in items
+                             if isinstance(v, type) and _top(getattr(v, "__module__", None)) in packages)
+
+        ours = [f for f in [*globals().values(), *vars(GradingKernel).values()] if isinstance(f, types.FunctionType)]
         machinery = frozenset(id(m) for n, m in snap.modules if _top(n) in MACHINERY)  # libraries swap their own
-        classes = frozenset(id(v) for _, _, items in snap.globals for _, v in items if isinstance(v, type)
-                            and _top(getattr(v, "__module__", None)) in MACHINERY)
-        arm(frozen | {id(GradingKernel)}, machinery, frozenset(map(id, ours)), classes | {id(GradingKernel)})
+        arm(classes_of(MACHINERY + LIBRARIES) | {id(GradingKernel)}, machinery, frozenset(map(id, ours)),
+            classes_of(MACHINERY) | {id(GradingKernel)})
 
     async def do_execute(self, code, silent, store_history=True, user_expressions=None, allow_stdin=False,
                          _base=IPythonKernel.do_execute, _restore=restore, _run_test=run_test, _vault=shell_main,
