@@ -38,12 +38,7 @@ class Schedule:
     def load(cls, path: Path = COURSE_FILE, known: list[str] | None = None) -> "Schedule":
         """Read and check ``path``; ``known``: the assignments that exist (default: notebooks/)."""
         known = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir()) if known is None else known
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ScheduleError(f"{path}: no course file (copy course.toml from the course repository)") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ScheduleError(f"{path}: not valid TOML: {e}") from None
+        raw = read_course_file(path)
         table = raw.get("assignments", {})
         if not isinstance(table, dict):
             raise ScheduleError(f"{path}: [assignments] must be a table")
@@ -94,6 +89,16 @@ class Schedule:
             if self.closes(earlier) > now:
                 raise ScheduleError(f"{assignment} gives away {earlier}'s answers: it cannot go out before "
                                     f"{earlier} is closed ({self.closes(earlier):{FORMAT}} UTC)")
+
+
+def read_course_file(path: Path, error: type[ScheduleError] = ScheduleError) -> dict:
+    """The course file's tables; ``error`` (a ``ScheduleError``) says why it cannot be read."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: no course file (copy course.toml from the course repository)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: not valid TOML: {e}") from None
 
 
 def utcnow() -> datetime:

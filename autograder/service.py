@@ -43,7 +43,6 @@ import signal
 import sys
 import threading
 import time
-import tomllib
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
@@ -55,8 +54,9 @@ from nbgrader.utils import parse_utc
 from . import sandbox, worker
 from .config import COURSE_ID
 from .course import Course, GradingError
+from .cells import is_test_cell
 from .leaks import HIDDEN
-from .schedule import COURSE_FILE, FORMAT, ScheduleError
+from .schedule import COURSE_FILE, FORMAT, ScheduleError, read_course_file
 from .workers import Outcome, assignment_gradebook, make_task, merge, private_paths, run_task
 
 STATE_DIR = "feedback-service"        # in the course folder
@@ -105,12 +105,7 @@ class Settings:
         path = Path(path)
         known = sorted(p.name for p in (path.parent / "notebooks").iterdir() if p.is_dir()) \
             if known is None and (path.parent / "notebooks").is_dir() else known
-        try:
-            raw = tomllib.loads(path.read_text()).get("service", {})
-        except FileNotFoundError:
-            raise SettingsError(f"{path}: no course file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise SettingsError(f"{path}: not valid TOML: {e}") from None
+        raw = read_course_file(path, SettingsError).get("service", {})
         if not isinstance(raw, dict):
             raise SettingsError(f"{path}: [service] must be a table")
         default = _policy(path, "service", {k: v for k, v in raw.items() if not isinstance(v, dict)}, Policy())
@@ -255,17 +250,12 @@ def visible_messages(source: str) -> list[re.Pattern]:
     return out
 
 
-def _is_test(cell) -> bool:
-    m = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(m.get("grade")) and not m.get("solution")
-
-
 def mask_hidden_messages(nb) -> int:
     """Replace the failure message of every test cell with hidden tests by ``failed``, unless a
     visible assert of the cell carries it. Returns how many were replaced."""
     count = 0
     for cell in nb.cells:
-        if not _is_test(cell) or not HIDDEN.search(cell.source):
+        if not is_test_cell(cell) or not HIDDEN.search(cell.source):
             continue
         visible = visible_messages(cell.source.split("### BEGIN HIDDEN TESTS", 1)[0])
         for out in cell.get("outputs", []):
