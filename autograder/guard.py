@@ -45,8 +45,8 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
-from .kernel import MARK, STAMP
 from .cells import is_test_cell
+from .kernel import MARK, STAMP
 
 UNGUARDED = "the grader could not run this test in a clean kernel"
 
