@@ -8,14 +8,13 @@ it, a notebook's ``@dataclass`` would look for its module in ``sys.modules``).
 from __future__ import annotations
 
 import os
-import textwrap
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from .cells import grade_id, is_test_cell, points
+from .cells import grade_id, is_test_cell
 from .config import REPO
 
 
@@ -70,41 +69,3 @@ def cell_order(assignment: str, notebooks: Path = REPO / "notebooks") -> dict[st
     path = Path(notebooks) / assignment / f"{assignment}.ipynb"
     cells = nbformat.read(path, as_version=4).cells if path.is_file() else []
     return {gid: i for i, c in enumerate(cells) if (gid := grade_id(c))}
-
-
-def with_answer(ns: dict[str, Any], source: str) -> dict[str, Any]:
-    """A copy of ``ns`` in which a student's cell ``source`` has run."""
-    ns = dict(ns)
-    exec(compile(textwrap.dedent(source), "<student cell>", "exec", dont_inherit=True), ns)
-    return ns
-
-
-def grade_in_process(assignment: str, ns: dict[str, Any], answer: str | None = None,
-                     tests: list[str] | None = None, notebooks: Path = REPO / "notebooks"
-                     ) -> dict[str, float]:
-    """Run the test cells (hidden tests included) of the source notebook against ``ns``,
-    after the student's cell ``answer`` if given: ``{test grade_id: points earned}``.
-
-    As in nbgrader, a test cell earns its points if it raises nothing; each runs in its own
-    copy of the namespace. ``tests`` limits the run to those grade_ids. For tests of the
-    tests (planted mistakes), not for grading students: student code runs in this process.
-    """
-    student = with_answer(ns, answer) if answer is not None else ns
-    nb = nbformat.read(Path(notebooks) / assignment / f"{assignment}.ipynb", as_version=4)
-    earned = {}
-    for cell in nb.cells:
-        gid = grade_id(cell)
-        if is_test_cell(cell) and (tests is None or gid in tests):
-            try:
-                exec(compile(cell.source, f"<{assignment} {gid}>", "exec", dont_inherit=True), dict(student))
-                earned[gid] = points(cell)
-            except Exception:
-                earned[gid] = 0.0
-    return earned
-
-
-def assert_graded(assignment: str, ns: dict[str, Any], gid: str, answer: str, right: bool) -> None:
-    """Tests of the tests: test cell ``gid`` must give the student's cell ``answer`` its points
-    if ``right`` (another correct implementation) and none if not (a planted mistake)."""
-    earned = grade_in_process(assignment, ns, answer, tests=[gid])[gid]
-    assert (earned > 0) == right, f"{gid}: {'a correct answer lost' if right else 'a mistake kept'} its points"

@@ -23,18 +23,6 @@ from tqdm.auto import tqdm
 from . import data, plots, runtime
 
 
-@contextmanager
-def threads(n: int | None):
-    """Run the block with ``torch.set_num_threads(n)`` (``None``: leave as is)."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
     """Adam over the trainable parameters; PyTorch's fused kernel on CPU and CUDA (same
     update, one pass over the weights instead of a dozen ops per parameter)."""
@@ -71,7 +59,7 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_stable_decay(s, iterations, warmup))
     history, losses, seconds, step = [], [], 0.0, 0
     model.train()
-    with threads(num_threads), tqdm(total=iterations, disable=not progress, mininterval=1.0) as bar:
+    with runtime.threads(num_threads), tqdm(total=iterations, disable=not progress, mininterval=1.0) as bar:
         while step < iterations:
             for (xb,) in data.batches(x, batch_size=batch_size, generator=generator):
                 if len(xb) < batch_size:

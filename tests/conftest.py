@@ -12,6 +12,7 @@ from autograder import submissions  # noqa: E402
 from autograder.config import REPO  # noqa: E402
 from autograder.course import Course, Score  # noqa: E402
 from autograder.selfcheck import selfcheck  # noqa: E402
+from helpers import runtime  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,10 @@ def selfchecked(tmp_path_factory):
     root = tmp_path_factory.mktemp("selfcheck")
     checks = selfcheck(root, report=lambda line: None)
     return {c.assignment: c for c in checks}, Course(root)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one CPU thread for the module's tests (as under grading); the old count after."""
+    with runtime.threads(1):
+        yield

@@ -12,7 +12,8 @@ from functools import partial
 import pytest
 import torch
 
-from autograder.solutions import assert_graded, cell_source, load_solution
+from autograder.solutions import cell_source, load_solution
+from planted import assert_graded
 
 AID = "01_autoencoder"
 

@@ -27,7 +27,8 @@ from nbclient import NotebookClient
 from PIL import Image, ImageDraw
 
 from autograder.config import REPO
-from autograder.solutions import assert_graded, cell_source, grade_in_process, load_solution
+from autograder.solutions import cell_source, load_solution
+from planted import assert_graded, grade_in_process
 from helpers import celeba, runtime
 from helpers.train import run_name
 

@@ -18,7 +18,8 @@ import torch
 
 from autograder import conditional
 from autograder.config import REPO
-from autograder.solutions import assert_graded, cell_source, grade_in_process, load_solution, with_answer
+from autograder.solutions import cell_source, load_solution
+from planted import assert_graded, grade_in_process, with_answer
 from helpers import data, grades
 
 AID = "04_conditional_generation"

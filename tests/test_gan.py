@@ -15,7 +15,8 @@ from torch.nn import functional as F
 
 from autograder.config import REPO
 from autograder.cells import grade_id, is_solution_cell, is_test_cell, points
-from autograder.solutions import grade_in_process, load_solution
+from autograder.solutions import load_solution
+from planted import grade_in_process
 from helpers import gan
 
 AID = "05_gan"

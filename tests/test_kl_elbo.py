@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.solutions import assert_graded, load_solution
+from autograder.solutions import load_solution
+from planted import assert_graded
 
 AID = "00_kl_elbo"
 KL_FULL = "def kl_full(m1, S1, m2, S2):\n    d = m1.shape[-1]\n    diff = (m2 - m1).unsqueeze(-1)\n{}\n"

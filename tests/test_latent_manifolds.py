@@ -20,7 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from autograder.solutions import assert_graded, cell_source, load_solution
+from autograder.solutions import cell_source, load_solution
+from planted import assert_graded
 from helpers import widgets
 
 AID = "03_latent_manifolds"

@@ -20,7 +20,8 @@ from autograder import similarity, submissions
 from autograder.config import REPO
 from autograder.course import Course
 from autograder.cells import grade_id, is_solution_cell
-from autograder.solutions import assert_graded, load_solution
+from autograder.solutions import load_solution
+from planted import assert_graded
 
 AID = "02_vae"
 STUB = re.compile(r"^( *)# YOUR CODE HERE\n *raise NotImplementedError\(\)", re.M)

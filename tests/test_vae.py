@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from autograder import evaluate as trusted
-from autograder.solutions import assert_graded, cell_source, load_solution, with_answer
+from autograder.solutions import cell_source, load_solution
+from planted import assert_graded, with_answer
 
 AID = "02_vae"
 
