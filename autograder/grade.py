@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .cells import grade_id, is_graded
 from .course import Course, GradingError, Score
-from . import worker
+from . import forkserver
 from .workers import Outcome, assignment_gradebook, make_task, merge, run_task
 
 
@@ -62,7 +62,7 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     guard its entry point with ``if __name__ == "__main__":``.
     """
     if scheduler is None:
-        worker.warm_up()
+        forkserver.warm_up()
     results, tasks, gradebooks = [], [], {}
     for student, assignment, path in find_submissions(folder):
         if assignments is not None and assignment not in assignments:

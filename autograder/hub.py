@@ -45,7 +45,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import COURSE_ID, REPO, torch_env
+from .config import COURSE_ID, REPO
+from .torch_env import torch_env
 from .lab import STUDENT_CONFIG
 
 VENV_BIN = Path(sys.executable).parent  # JupyterHub's own programs (run as root)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .config import EXCHANGE_ENV, REPO, torch_env
+from .config import EXCHANGE_ENV, REPO
+from .torch_env import torch_env
 
 STUDENT_CONFIG = Path(__file__).with_name("student_nbgrader_config.py")
 
@@ -71,7 +72,7 @@ def lab_command(root: str | Path, port: int | None = None, token: str | None = N
 
 
 def lab_env(extra: dict[str, str | None] | None = None) -> dict[str, str]:
-    """The server's environment: ours, with ``config.torch_env()`` for its kernels, the course's
+    """The server's environment: ours, with ``torch_env()`` for its kernels, the course's
     exchange (``$DGM_EXCHANGE``, default ``<repo>/exchange``, as the instructor's config) for
     the Assignments tab, then ``extra`` (a value None removes that variable)."""
     env = dict(os.environ, **torch_env())

@@ -211,7 +211,7 @@ def _mean(xs: list[float]) -> str:
 
 
 def section(r: AssignmentReport) -> str:
-    subs, graded = r.submissions, [s for s in r.submissions if not s.not_graded]
+    subs = r.submissions
     on_time = [s.points for s in subs if s.late_days is not None and s.late_days <= 0]
     times = (f"median {statistics.median(r.times):.1f} s, max {max(r.times):.1f} s "
              f"({len(r.times)} of {len(subs)} submissions)" if r.times else "not recorded")

@@ -51,7 +51,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import parse_utc
 
-from . import sandbox, worker
+from . import forkserver, sandbox
 from .config import COURSE_ID
 from .course import Course, GradingError
 from .cells import is_test_cell
@@ -379,7 +379,7 @@ class Service:
         self.journal.save()
         os.environ[MARKER] = self.instance  # graders inherit it (reap_orphans finds them after a crash)
         if self.scheduler is None:
-            worker.warm_up()
+            forkserver.warm_up()
         else:
             from dask.distributed import Client
             self._dask = Client(self.scheduler)

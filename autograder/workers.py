@@ -21,8 +21,9 @@ import nbformat
 
 from nbgrader.api import Gradebook
 
-from . import sandbox, worker
-from .config import DB_ENV, REPO, torch_env
+from . import forkserver, sandbox
+from .config import DB_ENV, REPO
+from .torch_env import torch_env
 from .kernel import MODULES_ENV
 
 DATA_ENV = "DGM_DATA"
@@ -139,7 +140,7 @@ def run_task(task: Task) -> Outcome:
         return out
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
         root = Path(tmp)
-        db = root / worker.DB
+        db = root / forkserver.DB
         db.write_bytes(task.gradebook)
         (root / "home").mkdir()
         (root / "notebooks" / task.assignment).mkdir(parents=True)
@@ -153,9 +154,9 @@ def run_task(task: Task) -> Outcome:
                    DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
                    JUPYTER_RUNTIME_DIR=str(root / "runtime"),
                    **{MODULES_ENV: ",".join(m for m in GUARDED if m.rsplit(".", 1)[-1] in text)},
-                   **sandbox.spec_env([*task.hide, str(db), str(root / worker.LOG)], task.readonly, [str(root)],
+                   **sandbox.spec_env([*task.hide, str(db), str(root / forkserver.LOG)], task.readonly, [str(root)],
                                       root / "home", root.name))
-        child = worker.context().Process(target=worker.grade, daemon=False, args=(
+        child = forkserver.context().Process(target=forkserver.grade, daemon=False, args=(
             str(root), task.assignment, task.student, task.memory_mb, env))
         child.start()
         try:
@@ -168,7 +169,7 @@ def run_task(task: Task) -> Outcome:
                 pass
             child.join()
             forked = sandbox.remove_cgroup(root.name)  # and whatever left the process group
-        log = (root / worker.LOG).read_text(errors="replace") if (root / worker.LOG).exists() else ""
+        log = (root / forkserver.LOG).read_text(errors="replace") if (root / forkserver.LOG).exists() else ""
         if timed_out:
             out.error = f"grading stopped after the {task.wall_clock:g} s limit for one submission"
         elif child.exitcode != 0:

@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autograder import submissions  # noqa: E402
-from autograder.config import REPO, run_with_torch_env  # noqa: E402
+from autograder.config import REPO  # noqa: E402
+from autograder.torch_env import run_with_torch_env  # noqa: E402
 from autograder.course import Course  # noqa: E402
 from autograder.grade import grade_folder  # noqa: E402
 

@@ -11,7 +11,6 @@ import csv
 import math
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -53,8 +52,11 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
     over the last 30 % of the steps (``warmup_stable_decay``). Every ``eval_every`` steps and
     at the end, ``evaluate(model)`` (if given) is recorded. History rows: ``iteration``,
     ``seconds`` (training time only, evaluation excluded), ``loss`` (mean over the last
-    steps), ``value`` (evaluation).
+    steps), ``value`` (evaluation). Fewer than ``batch_size`` images is a ``ValueError``
+    (every step takes a full batch).
     """
+    if len(x) < batch_size:
+        raise ValueError(f"train_vae needs at least batch_size={batch_size} images, got {len(x)}")
     opt = adam(model, lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_stable_decay(s, iterations, warmup))
     history, losses, seconds, step = [], [], 0.0, 0

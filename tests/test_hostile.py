@@ -14,7 +14,8 @@ from nbgrader.api import Gradebook
 from autograder import kernel as grading_kernel, sandbox, submissions
 from autograder.cells import grade_id
 from autograder.leaks import hidden_lines
-from autograder.config import REPO, torch_env
+from autograder.config import REPO
+from autograder.torch_env import torch_env
 from autograder.grade import grade_folder
 
 AID = "00_kl_elbo"

@@ -7,7 +7,8 @@ import tomllib
 import yaml
 from traitlets.config import Config
 
-from autograder.config import REPO, course_config, torch_env
+from autograder.config import REPO, course_config
+from autograder.torch_env import torch_env
 
 CONDA_NAMES = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}

@@ -2,7 +2,6 @@
 from its first cell up to its first exercise."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
