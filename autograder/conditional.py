@@ -42,18 +42,13 @@ def heldout_seed() -> int:
 
 def heldout(seed: int | None = None, per_class: int = PER_CLASS) -> tuple[torch.Tensor, torch.Tensor]:
     """The held-out split: ``per_class`` MNIST test images of each digit, chosen at random
-    with ``seed`` (default ``heldout_seed()``), ordered by label.
+    with ``seed`` (default ``heldout_seed()``) by ``data.pick_per_class``, ordered by label.
 
     Returns images ``(10 * per_class, 28, 28)`` in [0, 1] and labels ``(10 * per_class,)`` int64.
     """
-    x, y = data.load("mnist", "test")
-    g = torch.Generator().manual_seed(heldout_seed() if seed is None else seed)
-    idx = []
-    for k in range(10):
-        members = torch.nonzero(y == k).flatten()
-        idx.append(members[torch.randperm(len(members), generator=g)[:per_class]].sort().values)
-    idx = torch.cat(idx)
-    return x[idx].reshape(-1, 28, 28), y[idx]
+    x, y = data.pick_per_class(*data.load("mnist", "test"), per_class,
+                               seed=heldout_seed() if seed is None else seed)
+    return x.reshape(-1, 28, 28), y
 
 
 def _device(model) -> torch.device:

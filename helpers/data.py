@@ -161,12 +161,30 @@ def split_5_1_1(name: str = "mnist", seed: int = 0, root: Path | None = None) ->
     return {k: (x[i], y[i]) for k, i in cuts.items()}
 
 
+def pick_per_class(x: torch.Tensor, y: torch.Tensor, per_class: int, seed: int | None = None,
+                   classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` items of each label ``0 .. classes - 1``, ordered by label: the first ones,
+    or with ``seed`` a random choice (one generator, one ``randperm`` per label in turn), each
+    label's items kept in their original order.
+
+    ``x`` ``(n, ...)`` and labels ``y`` ``(n,)``; returns ``x[idx]`` ``(classes * per_class, ...)``
+    and ``y[idx]`` ``(classes * per_class,)``.
+    """
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    idx = []
+    for k in range(classes):
+        members = torch.nonzero(y == k).flatten()
+        if g is not None:
+            members = members[torch.randperm(len(members), generator=g)[:per_class]].sort().values
+        idx.append(members[:per_class])
+    idx = torch.cat(idx)
+    return x[idx], y[idx]
+
+
 def fixed_test_subset(name: str = "mnist", per_class: int = 10, root: Path | None = None) -> Split:
     """The fixed evaluation subset: the first ``per_class`` test images of each label,
     ordered by label, as ``(10 * per_class, 784)`` and ``(10 * per_class,)``."""
-    x, y = load(name, "test", root)
-    idx = torch.cat([torch.nonzero(y == k).flatten()[:per_class] for k in range(10)])
-    return x[idx], y[idx]
+    return pick_per_class(*load(name, "test", root), per_class)
 
 
 def binarize(x: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -182,6 +200,18 @@ def sample_binary(x: torch.Tensor, generator: torch.Generator | None = None) -> 
     """
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     return (u < x).to(x.dtype)
+
+
+def binarized(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Binarization by sampling, fixed by ``seed``: each pixel ~ Bernoulli(x), drawn by
+    ``sample_binary`` with a CPU generator seeded with ``seed``, so the same ``x`` and ``seed``
+    give the same images on every call and every device (same shape and device as ``x``).
+
+    The one binarization of an evaluation set: the bound a notebook reports
+    (``helpers.train.evaluate_lower_bound``) and the one the course grades are computed on
+    the same images.
+    """
+    return sample_binary(x.cpu(), torch.Generator().manual_seed(seed)).to(x.device)
 
 
 def batches(*tensors: torch.Tensor, batch_size: int = 100, shuffle: bool = True,

@@ -106,6 +106,11 @@ def train(g: Generator, d: Discriminator, loss_fn: Loss, x: torch.Tensor, *,
     ``lr`` and betas (0.5, 0.999). Before update ``i`` with ``i % save_every == 0``, a 10x10
     grid from a fixed latent batch is saved as ``out_dir/fake_{i:04d}.png``. Returns a
     ``History`` (losses per iteration, paths of the grids in order); ``g`` and ``d`` end in eval mode.
+
+    Its own loop, not ``train.Trainer``: each step updates two networks with two Adam
+    optimisers (betas of GANs, not ``train.adam``'s) from one loss function that returns two
+    losses (``step``), and there is no validation loss whose best epoch could be kept. The
+    batches come from ``data.batches`` all the same.
     """
     from tqdm.auto import tqdm
 

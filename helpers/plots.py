@@ -1,9 +1,10 @@
-"""Image grids and loss curves."""
+"""Image grids, loss curves, latent scatter plots, and figures saved whole or one panel at a time."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.transforms import Bbox
 import torch
 
 
@@ -68,3 +69,20 @@ def scatter_latents(z: torch.Tensor, labels: torch.Tensor, ax=None, title: str |
     if title:
         ax.set_title(title)
     return ax
+
+
+def save_figure(fig_or_ax, path: str | Path, dpi: int = 150) -> Path:
+    """Save a figure as a PNG (folders created). Given an axes, only its part of the figure:
+    the axes with its title, labels and colour bar (e.g. one panel of a side-by-side view)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(fig_or_ax, plt.Axes):
+        ax = fig_or_ax
+        fig = ax.figure
+        renderer = fig.canvas.get_renderer()
+        bars = [m.colorbar.ax for m in [*ax.collections, *ax.images] if getattr(m, "colorbar", None)]
+        box = Bbox.union([a.get_tightbbox(renderer) for a in [ax, *bars]])
+        fig.savefig(path, dpi=dpi, bbox_inches=box.transformed(fig.dpi_scale_trans.inverted()).padded(0.05))
+    else:
+        fig_or_ax.savefig(path, dpi=dpi)
+    return path

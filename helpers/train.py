@@ -36,8 +36,8 @@ def warmup_stable_decay(step: int, total: int, warmup: int = 100, decay: float =
     return min(1.0, (step + 1) / warmup, (total - step) / (decay * total))
 
 
-def _loss(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model.loss(x)
+def _loss(model: nn.Module, *batch: torch.Tensor) -> torch.Tensor:
+    out = model.loss(*batch)
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -97,32 +97,60 @@ def evaluate_lower_bound(model: nn.Module, x: torch.Tensor, repeat: int = 100, s
                          ) -> tuple[float, float, float]:
     """CS236's evaluation: ``(nelbo, kl, rec)`` of ``model.negative_elbo_bound`` on ``x``.
 
-    ``x`` (n, 784) in [0, 1] is binarized once with ``torch.manual_seed(seed)``; the bound
-    is averaged over ``repeat`` calls (fresh latent samples each time). The global random
-    state is restored afterwards, so evaluating during training leaves its noise as it was.
+    ``x`` (n, 784) in [0, 1] is binarized once with ``data.binarized(x, seed)`` (the images the
+    course's evaluator grades on); the bound is averaged over ``repeat`` calls (fresh latent
+    samples each time, drawn after ``torch.manual_seed(seed)``). The global random state is
+    restored afterwards, so evaluating during training leaves its noise as it was.
     """
     totals = torch.zeros(3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        xb = torch.bernoulli(x)
+        xb = data.binarized(x, seed)
         for _ in range(repeat):
             totals += torch.stack([t.detach().float().cpu() for t in model.negative_elbo_bound(xb)])
     nelbo, kl, rec = (totals / repeat).tolist()
     return nelbo, kl, rec
 
 
+@torch.no_grad()
+def evaluate_iwae_bound(model: nn.Module, x: torch.Tensor, iw: int, repeat: int | None = None,
+                        seed: int = 0, chunk: int = 10_000) -> float:
+    """The negative IWAE bound ``model.negative_iwae_bound(x, iw)[0]`` with ``iw`` samples per
+    image, averaged over the images of ``x`` and over ``repeat`` calls.
+
+    ``x`` (n, 784) in [0, 1] is binarized once as in ``evaluate_lower_bound``. ``repeat``
+    defaults to ``max(100 // iw, 1)`` (about 100 latent draws per image whatever ``iw``). Each
+    call gets at most ``max(1, chunk // iw)`` images, so it decodes at most about ``chunk``
+    codes. Seeded; the global random state is restored afterwards.
+    """
+    repeat = max(100 // iw, 1) if repeat is None else repeat
+    per_call = max(1, chunk // iw)
+    total = 0.0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        xb = data.binarized(x, seed)
+        for _ in range(repeat):
+            for i in range(0, len(xb), per_call):
+                part = xb[i: i + per_call]
+                total += float(model.negative_iwae_bound(part, iw)[0]) * len(part)
+    return total / (repeat * len(xb))
+
+
 class Trainer:
     """Epoch training with Adam, a validation pass after every epoch, and the best weights kept.
 
-    ``loss_fn(model, batch) -> scalar`` defaults to ``model.loss(batch)`` (first item if a tuple).
-    ``transform`` is applied to each training batch (e.g. ``torch.bernoulli``). After ``fit``
-    the model holds the weights of the epoch with the lowest validation loss
-    (``best_epoch``, ``best_state``; also saved to ``checkpoint`` if given); with
-    ``keep_best=False`` (e.g. when the second set is the test set) it keeps the last weights.
+    The data are one tensor or a tuple of equally long tensors, batched together as
+    ``data.batches(*tensors)`` does, e.g. images ``(N, 28, 28)`` alone or ``(images, labels)``.
+    ``loss_fn(model, *batch) -> scalar`` defaults to ``model.loss(*batch)`` (first item if a
+    tuple). ``transform`` is applied to the first tensor of each training batch (e.g.
+    ``torch.bernoulli`` on the images). After ``fit`` the model holds the weights of the epoch
+    with the lowest validation loss (``best_epoch``, ``best_state``; also saved to
+    ``checkpoint`` if given); with ``keep_best=False`` (e.g. when the second set is the test
+    set) or without a validation set it keeps the last weights.
     """
 
     def __init__(self, model: nn.Module, lr: float = 1e-3, batch_size: int = 100,
-                 loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+                 loss_fn: Callable[..., torch.Tensor] | None = None,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  generator: torch.Generator | None = None, checkpoint: str | Path | None = None,
                  keep_best: bool = True):
@@ -136,39 +164,45 @@ class Trainer:
         self.best_epoch, self.best_state, self.best_loss = 0, None, math.inf
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor) -> float:
-        """Mean loss over ``x`` (batches in order, weighted by size), in eval mode."""
+    def evaluate(self, val: Tensors) -> float:
+        """Mean loss over ``val`` (batches in order, weighted by size), in eval mode."""
         self.model.eval()
-        total = sum(self.loss_fn(self.model, xb).item() * len(xb)
-                    for (xb,) in data.batches(x, batch_size=1000, shuffle=False))
-        return total / len(x)
+        tensors = _tensors(val)
+        total = sum(self.loss_fn(self.model, *batch).item() * len(batch[0])
+                    for batch in data.batches(*tensors, batch_size=1000, shuffle=False))
+        return total / len(tensors[0])
 
-    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor, epochs: int,
+    def fit(self, train: Tensors, val: Tensors | None, epochs: int,
             on_epoch: Callable[[dict], None] | None = None, progress: bool = True) -> list[dict]:
-        """Train ``epochs`` epochs; rows ``{epoch, train_loss, val_loss}``; ``on_epoch(row)``."""
+        """Train ``epochs`` epochs on ``train``; rows ``{epoch, train_loss, val_loss}`` (no
+        ``val_loss`` if ``val`` is None); ``on_epoch(row)`` after each."""
+        train = _tensors(train)
         for _ in range(epochs):
             epoch = len(self.history) + 1
             self.model.train()
             total, n = 0.0, 0
-            bar = tqdm(data.batches(x_train, batch_size=self.batch_size, generator=self.generator),
-                       total=-(-len(x_train) // self.batch_size), desc=f"epoch {epoch}",
+            bar = tqdm(data.batches(*train, batch_size=self.batch_size, generator=self.generator),
+                       total=-(-len(train[0]) // self.batch_size), desc=f"epoch {epoch}",
                        disable=not progress, mininterval=1.0, leave=False)
-            for (xb,) in bar:
-                loss = self.loss_fn(self.model, self.transform(xb) if self.transform else xb)
+            for xb, *rest in bar:
+                loss = self.loss_fn(self.model, self.transform(xb) if self.transform else xb, *rest)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
                 total, n = total + loss.item() * len(xb), n + len(xb)
-            row = {"epoch": epoch, "train_loss": total / n, "val_loss": self.evaluate(x_val)}
+            row = {"epoch": epoch, "train_loss": total / n}
+            if val is not None:
+                row["val_loss"] = self.evaluate(val)
             self.history.append(row)
-            if row["val_loss"] < self.best_loss and self.keep_best:
+            if val is not None and row["val_loss"] < self.best_loss and self.keep_best:
                 self.best_epoch, self.best_loss = epoch, row["val_loss"]
                 self.best_state = copy.deepcopy(self.model.state_dict())
                 if self.checkpoint:
                     self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
                     torch.save(self.best_state, self.checkpoint)
             if progress:
-                print(f"epoch {epoch}: train {row['train_loss']:.3f}, val {row['val_loss']:.3f}"
+                print(f"epoch {epoch}: train {row['train_loss']:.3f}"
+                      + (f", val {row['val_loss']:.3f}" if val is not None else "")
                       + (" (best)" if self.keep_best and self.best_epoch == epoch else ""))
             if on_epoch:
                 on_epoch(row)
@@ -176,6 +210,13 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
         return self.history
+
+
+Tensors = torch.Tensor | tuple[torch.Tensor, ...]  # what Trainer batches: one tensor or several
+
+
+def _tensors(d: Tensors) -> tuple[torch.Tensor, ...]:
+    return tuple(d) if isinstance(d, (tuple, list)) else (d,)
 
 
 def run_name(kind: str, arch: str, lr: float, epochs: int) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -28,7 +27,8 @@ from PIL import Image, ImageDraw
 
 from autograder.config import REPO
 from autograder.solutions import cell_source, load_solution
-from planted import assert_graded, grade_in_process
+from planted import assert_graded, grade_in_process, params
+from test_autoencoder import KL_REFERENCE, KL_TO_PRIOR, edited
 from helpers import celeba, runtime
 from helpers.train import run_name
 
@@ -329,19 +329,13 @@ def test_without_celeba_the_graded_parts_still_run_and_earn_full_marks(tmp_path,
     assert earned == {"test_encoder": 3.0, "test_decoder": 3.0, "test_vae_loss": 3.0}
 
 
-# --- planted mistakes ------------------------------------------------------------------------------
-
-check = partial(assert_graded, AID)  # check(ns, gid, answer, right)
-
-
-@pytest.fixture(scope="module")
-def ns():
-    torch.manual_seed(0)
-    return load_solution(AID, until="vae_loss")
-
+# --- planted answers --------------------------------------------------------------------------------
+# PLANTED: per test cell, held-back answers to its solution cell (the reference, correct ones written
+# another way, realistic mistakes), each named for what it does; the test cell, hidden tests
+# included, keeps a correct answer's points and takes a mistake's.
 
 ENCODER = cell_source(AID, "conv_encoder")
-ENCODER_EXPLICIT = '''
+ENCODER_EXPLICIT = """
 class ConvEncoder(nn.Module):
     def __init__(self, latent: int = 128):
         super().__init__()
@@ -355,26 +349,34 @@ class ConvEncoder(nn.Module):
             x = F.relu(conv(x))
         x = x.view(x.size(0), -1)
         return self.mu(x), self.lv(x)
-'''
-ENCODER_PLANTED = {
-    "reference": (True, None),
-    "one linear layer, split in two": (True, [
-        ("self.mean_head = nn.Linear(256 * 4 * 4, latent)\n        self.logvar_head = nn.Linear(256 * 4 * 4, latent)",
-         "self.heads = nn.Linear(256 * 4 * 4, 2 * latent)"),
-        ("return self.mean_head(h), self.logvar_head(h)", "return self.heads(h).chunk(2, dim=1)")]),
+"""
+HEADS = "return self.mean_head(h), self.logvar_head(h)"
+LAST_CONV = "nn.Conv2d(128, 256, 4, stride=2, padding=1), nn.ReLU(),"
+ENCODERS = {
+    "the notebook's solution": (True, ENCODER),
+    "one linear layer, split in two": (True, edited(
+        ENCODER, ("self.mean_head = nn.Linear(256 * 4 * 4, latent)\n        self.logvar_head = nn.Linear(256 * 4 * 4, latent)",
+                  "self.heads = nn.Linear(256 * 4 * 4, 2 * latent)"), (HEADS, "return self.heads(h).chunk(2, dim=1)"))),
     "explicit layers, functional ReLU": (True, ENCODER_EXPLICIT),
-    "no ReLU after the last convolution": (False, [
-        ("nn.Conv2d(128, 256, 4, stride=2, padding=1), nn.ReLU(),", "nn.Conv2d(128, 256, 4, stride=2, padding=1),")]),
-    "no ReLU at all": (False, [(", nn.ReLU(),", ",")]),
-    "ReLU on the log-variance": (False, [("self.logvar_head(h)", "F.relu(self.logvar_head(h))")]),
-    "the mean head used twice": (False, [("return self.mean_head(h), self.logvar_head(h)", "return self.mean_head(h), self.mean_head(h)")]),
-    "3 x 3 kernels": (False, [("4, stride=2", "3, stride=2")]),
-    "no padding": (False, [("padding=1", "padding=0")]),
-    "latent size hard-coded": (False, [("256 * 4 * 4, latent)", "256 * 4 * 4, 128)")]),
+    "in-place ReLUs": (True, edited(ENCODER, ("nn.ReLU()", "nn.ReLU(inplace=True)"))),
+    "no ReLU after the last convolution": (False, edited(ENCODER, (LAST_CONV, "nn.Conv2d(128, 256, 4, stride=2, padding=1),"))),
+    "no ReLU at all": (False, edited(ENCODER, (", nn.ReLU(),", ","))),
+    "LeakyReLU": (False, edited(ENCODER, ("nn.ReLU()", "nn.LeakyReLU(0.2)"))),
+    "ReLU on the log-variance": (False, edited(ENCODER, ("self.logvar_head(h)", "F.relu(self.logvar_head(h))"))),
+    "returns the variance, exp(log-variance)": (False, edited(ENCODER, ("self.logvar_head(h)", "self.logvar_head(h).exp()"))),
+    "the mean head used twice": (False, edited(ENCODER, (HEADS, "return self.mean_head(h), self.mean_head(h)"))),
+    "3 x 3 kernels": (False, edited(ENCODER, ("4, stride=2", "3, stride=2"))),
+    "no padding": (False, edited(ENCODER, ("padding=1", "padding=0"))),
+    "batch norm after each convolution": (False, edited(ENCODER, *[(f"nn.Conv2d({a}, {b}, 4, stride=2, padding=1),", f"nn.Conv2d({a}, {b}, 4, stride=2, padding=1), nn.BatchNorm2d({b}),")
+                                                                    for a, b in [(3, 32), (32, 64), (64, 128), (128, 256)]])),
+    "latent size hard-coded": (False, edited(ENCODER, ("256 * 4 * 4, latent)", "256 * 4 * 4, 128)"))),
+    "flatten that mixes the batch": (False, edited(ENCODER, ("nn.Flatten(),\n", ""), ("h = self.features(x)", "h = self.features(x).reshape(256 * 4 * 4, -1).T"))),
+    "the mean detached": (False, edited(ENCODER, (HEADS, "return self.mean_head(h).detach(), self.logvar_head(h)"))),
+    "features under torch.no_grad()": (False, edited(ENCODER, ("h = self.features(x)", "with torch.no_grad():\n            h = self.features(x)"))),
 }
 
 DECODER = cell_source(AID, "conv_decoder")
-DECODER_EXPLICIT = '''
+DECODER_EXPLICIT = """
 class ConvDecoder(nn.Module):
     def __init__(self, latent: int = 128):
         super().__init__()
@@ -387,77 +389,80 @@ class ConvDecoder(nn.Module):
         for i, up in enumerate(self.ups):
             h = up(h) if i == len(self.ups) - 1 else F.relu(up(h))
         return h
-'''
-DECODER_PLANTED = {
-    "reference": (True, None),
+"""
+LAST_UP = "nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1),"
+RESHAPE = ".reshape(len(z), 256, 4, 4))"
+DECODERS = {
+    "the notebook's solution": (True, DECODER),
     "explicit layers, functional ReLU": (True, DECODER_EXPLICIT),
-    "sigmoid at the end": (False, [("nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1),", "nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1), nn.Sigmoid(),")]),
-    "ReLU on the logits": (False, [("nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1),", "nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1), nn.ReLU(),")]),
-    "no ReLU after the linear layer": (False, [("nn.Linear(latent, 256 * 4 * 4), nn.ReLU())", "nn.Linear(latent, 256 * 4 * 4))")]),
-    "reshape that mixes the batch": (False, [(".reshape(len(z), 256, 4, 4))", ".reshape(256, len(z), 4, 4).transpose(0, 1))")]),
-    "one output channel": (False, [("nn.ConvTranspose2d(32, 3,", "nn.ConvTranspose2d(32, 1,")]),
-    "latent size hard-coded": (False, [("nn.Linear(latent,", "nn.Linear(128,")]),
+    "channels last, then permuted": (True, edited(DECODER, (RESHAPE, ".reshape(len(z), 4, 4, 256).permute(0, 3, 1, 2))"))),
+    "nn.Unflatten, in-place ReLUs": (True, edited(
+        DECODER, ("nn.Sequential(nn.Linear(latent, 256 * 4 * 4), nn.ReLU())", "nn.Sequential(nn.Linear(latent, 256 * 4 * 4), nn.ReLU(inplace=True), nn.Unflatten(1, (256, 4, 4)))"),
+        (RESHAPE, ")"))),
+    "sigmoid at the end": (False, edited(DECODER, (LAST_UP, LAST_UP + " nn.Sigmoid(),"))),
+    "tanh at the end": (False, edited(DECODER, (LAST_UP, LAST_UP + " nn.Tanh(),"))),
+    "ReLU on the logits": (False, edited(DECODER, (LAST_UP, LAST_UP + " nn.ReLU(),"))),
+    "logits clamped to +-10": (False, edited(DECODER, ("return self.upsample(", "return torch.clamp(self.upsample("), (RESHAPE, RESHAPE + ", -10, 10)"))),
+    "no ReLU after the linear layer": (False, edited(DECODER, ("nn.Linear(latent, 256 * 4 * 4), nn.ReLU())", "nn.Linear(latent, 256 * 4 * 4))"))),
+    "no ReLU between the transposed convolutions": (False, edited(DECODER, ("padding=1), nn.ReLU(),", "padding=1),"))),
+    "reshape that mixes the batch": (False, edited(DECODER, (RESHAPE, ".reshape(256, len(z), 4, 4).transpose(0, 1))"))),
+    "one output channel": (False, edited(DECODER, ("nn.ConvTranspose2d(32, 3,", "nn.ConvTranspose2d(32, 1,"))),
+    "latent size hard-coded": (False, edited(DECODER, ("nn.Linear(latent,", "nn.Linear(128,"))),
+    "upsampling and convolutions instead of transposed convolutions": (False, edited(DECODER, *[
+        (f"nn.ConvTranspose2d({a}, {b}, 4, stride=2, padding=1)", f"nn.Upsample(scale_factor=2), nn.Conv2d({a}, {b}, 3, padding=1)")
+        for a, b in [(256, 128), (128, 64), (64, 32), (32, 3)]])),
 }
 
 LOSS = cell_source(AID, "vae_loss")
 REC = 'rec = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)'
-KL = "kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)"
-LOSS_PLANTED = {
-    "reference": (True, None),
-    "softplus form": (True, [(REC, "rec = (F.softplus(logits) - x * logits).sum((1, 2, 3))")]),
-    "through torch.distributions": (True, [
-        (REC, "rec = -torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1).sum(1)"),
+KL = f"kl = {KL_REFERENCE}.sum(1)"
+RETURN = "return (rec + kl).mean()"
+LOSSES = {
+    "the notebook's solution": (True, LOSS),
+    **{name: (right, edited(LOSS, (KL, f"kl = {expr}"))) for name, (right, expr) in KL_TO_PRIOR.items()},
+    "softplus form": (True, edited(LOSS, (REC, "rec = (F.softplus(logits) - x * logits).sum((1, 2, 3))"))),
+    "through torch.distributions": (True, edited(
+        LOSS, (REC, "rec = -torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).flatten(1).sum(1)"),
         (KL, "kl = torch.distributions.kl_divergence(torch.distributions.Normal(mu, (logvar / 2).exp()), "
-             "torch.distributions.Normal(0.0, 1.0)).sum(1)")]),
-    "sigmoid, then binary_cross_entropy (unstable)": (False, [
-        (REC, 'rec = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)')]),
-    "mean over the pixels": (False, [(".flatten(1).sum(1)", ".flatten(1).mean(1)")]),
-    "MSE instead of BCE": (False, [(REC, 'rec = F.mse_loss(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)')]),
-    "KL sign flipped": (False, [("kl = -0.5 *", "kl = 0.5 *")]),
-    "variance taken as exp(logvar) squared": (False, [("logvar.exp())", "logvar.exp() ** 2)")]),
-    "KL averaged over the latent dimensions": (False, [("logvar.exp()).sum(1)", "logvar.exp()).mean(1)")]),
-    "no KL": (False, [("return (rec + kl).mean()", "return rec.mean()")]),
-    "summed over the batch": (False, [("return (rec + kl).mean()", "return (rec + kl).sum()")]),
+             "torch.distributions.Normal(0.0, 1.0)).sum(1)"))),
+    "logsigmoid form": (True, edited(LOSS, (REC, "rec = -(x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum((1, 2, 3))"))),
+    "sums over everything, divided by the batch size": (True, edited(
+        LOSS, (REC, 'rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")'),
+        (KL, "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum()"), (RETURN, "return (rec + kl) / len(x)"))),
+    "sigmoid, then binary_cross_entropy (unstable)": (False, edited(
+        LOSS, (REC, 'rec = F.binary_cross_entropy(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)'))),
+    "sigmoid with an epsilon in the logs (inexact)": (False, edited(
+        LOSS, (REC, "p = torch.sigmoid(logits)\n    rec = -(x * (p + 1e-7).log() + (1 - x) * (1 - p + 1e-7).log()).sum((1, 2, 3))"))),
+    "sigmoid applied twice": (False, edited(LOSS, (REC, 'rec = F.binary_cross_entropy_with_logits(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)'))),
+    "logits and images swapped": (False, edited(LOSS, (REC, 'rec = F.binary_cross_entropy_with_logits(x, torch.sigmoid(logits), reduction="none").flatten(1).sum(1)'))),
+    "mean over the pixels": (False, edited(LOSS, (".flatten(1).sum(1)", ".flatten(1).mean(1)"))),
+    "MSE instead of BCE": (False, edited(LOSS, (REC, 'rec = F.mse_loss(torch.sigmoid(logits), x, reduction="none").flatten(1).sum(1)'))),
+    "no KL": (False, edited(LOSS, (RETURN, "return rec.mean()"))),
+    "summed over the batch": (False, edited(LOSS, (RETURN, "return (rec + kl).sum()"))),
+    "KL summed over the batch, reconstruction averaged": (False, edited(LOSS, (RETURN, "return rec.mean() + kl.sum()"))),
+    "per-image losses (not averaged)": (False, edited(LOSS, (RETURN, "return rec + kl"))),
+    "in float64": (False, edited(LOSS, (RETURN, "return (rec.double() + kl.double()).mean()"))),
+    "detached": (False, edited(LOSS, (RETURN, "return (rec + kl).mean().detach()"))),
+    "exponentiates logvar in place": (False, edited(LOSS, (KL, "kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp_()).sum(1)"))),
 }
 
-
-def planted(source: str, swap) -> str:
-    """``source`` with the planted edit: a whole other cell, or (old, new) replacements."""
-    if swap is None:
-        return source
-    if isinstance(swap, str):
-        return swap
-    out = source
-    for old, new in swap:
-        assert old in out, f"the planted edit must apply: {old!r}"
-        out = out.replace(old, new)
-    assert out != source
-    return out
+PLANTED = {"test_encoder": ENCODERS, "test_decoder": DECODERS, "test_vae_loss": LOSSES}
 
 
-@pytest.mark.parametrize("name", ENCODER_PLANTED)
-def test_encoder_cell(ns, name):
-    right, swap = ENCODER_PLANTED[name]
-    check(ns, "test_encoder", planted(ENCODER, swap), right)
+@pytest.fixture(scope="module")
+def ns(one_thread):
+    return load_solution(AID, until="vae_loss")
 
 
-@pytest.mark.parametrize("name", DECODER_PLANTED)
-def test_decoder_cell(ns, name):
-    right, swap = DECODER_PLANTED[name]
-    check(ns, "test_decoder", planted(DECODER, swap), right)
-
-
-@pytest.mark.parametrize("name", LOSS_PLANTED)
-def test_vae_loss_cell(ns, name):
-    right, swap = LOSS_PLANTED[name]
-    check(ns, "test_vae_loss", planted(LOSS, swap), right)
+@pytest.mark.parametrize("test, right, answer", params(PLANTED))
+def test_planted(ns, test, right, answer):
+    assert_graded(AID, ns, test, answer, right)
 
 
 def test_sigmoid_decoder_loses_the_decoder_cell_only(grade_planted):
     """Through nbgrader (released notebook, grading kernel, no CelebA): one cell lost, the others
     kept, the written answer left to the TA."""
-    wrong = planted(DECODER, DECODER_PLANTED["sigmoid at the end"][1])
-    score, cells = grade_planted(AID, "sigmoid_decoder", {"conv_decoder": wrong})
+    score, cells = grade_planted(AID, "sigmoid_decoder", {"conv_decoder": DECODERS["sigmoid at the end"][1]})
     assert cells["test_decoder"] == 0
     assert cells["test_encoder"] == 3 and cells["test_vae_loss"] == 3
     assert cells["answer_samples"] is None and score.needs_manual_grade

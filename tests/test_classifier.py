@@ -7,10 +7,9 @@ import torch
 from helpers import classifier, data, metrics
 
 
-@pytest.fixture(scope="session")
-def fashion_classifier() -> classifier.LeNet:
+@pytest.fixture(scope="module")
+def fashion_classifier(one_thread) -> classifier.LeNet:
     """The cached Fashion-MNIST classifier (trained here, ~30 s, if the cache is empty)."""
-    torch.set_num_threads(1)
     return classifier.load("fashion", verbose=False)
 
 
@@ -54,6 +53,19 @@ def test_trained_once_then_read_from_the_cache(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.part")), "no temporary file is left behind"
     with pytest.raises(ValueError):
         classifier.load("cifar", cache_dir=tmp_path)
+
+
+def test_trained_by_the_course_trainer(monkeypatch, one_thread):
+    """classifier.train is train.Trainer on (images, labels) with a cross-entropy loss, no loop of its own."""
+    from helpers import train
+
+    x, y = data.load("mnist", "train")
+    monkeypatch.setattr(data, "load", lambda name, split: (x[:3000], y[:3000]))
+    fits, fit = [], train.Trainer.fit
+    monkeypatch.setattr(train.Trainer, "fit", lambda self, *args, **kw: fits.append(args) or fit(self, *args, **kw))
+    model = classifier.train("mnist", epochs=2)
+    assert len(fits) == 1 and not model.training
+    assert classifier.accuracy(model, x[3000:5000], y[3000:5000]) > 0.8
 
 
 def test_default_cache_is_under_the_data_folder():

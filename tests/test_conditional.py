@@ -2,16 +2,16 @@
 the TA's, and the trusted evaluator (``autograder.conditional``) grades what the models do with
 the lab guide's formulas (``helpers.grades``).
 
-In-process: a test cell of the source notebook (hidden tests included) runs in the reference
-namespace from ``load_solution`` with one solution cell replaced by a planted mistake (the cell
-must fail) or another correct design (it must pass); every table is named for the error each
-entry makes. Through nbgrader: the two quality cells give partial credit on the guide's scale,
-and models that ignore the label, do not train or use a large code lose what they should.
+In-process (``PLANTED``, the one table shape of ``tests/planted.py``): a test cell of the source
+notebook (hidden tests included) runs in the reference namespace from ``load_solution`` with one
+solution cell replaced by a planted mistake (the cell must fail) or another correct design (it
+must pass); every entry is named for what it does. Through nbgrader: the two quality cells give
+partial credit on the guide's scale, and models that ignore the label, do not train or use a
+large code lose what they should.
 """
 from __future__ import annotations
 
 import warnings
-from functools import partial
 
 import pytest
 import torch
@@ -19,25 +19,20 @@ import torch
 from autograder import conditional
 from autograder.config import REPO
 from autograder.solutions import cell_source, load_solution
-from planted import assert_graded, grade_in_process, with_answer
+from planted import Table, answers, assert_graded, params
 from helpers import data, grades
 
 AID = "04_conditional_generation"
 
 
-check = partial(assert_graded, AID)  # check(ns, gid, answer, right)
-
-
 @pytest.fixture(scope="module")
-def functions():
-    torch.set_num_threads(1)
+def functions(one_thread):
     return load_solution(AID, until="cvae_loss")
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(one_thread):
     """The notebook up to its evaluation, both models trained with the grading budget."""
-    torch.set_num_threads(1)
     return load_solution(AID, until="evaluate")
 
 
@@ -45,13 +40,16 @@ def reference(gid: str) -> str:
     return cell_source(AID, gid)
 
 
-def patched(gid: str, old: str, new: str) -> str:
+def patched(gid: str, *changes: tuple[str, str]) -> str:
+    """The reference cell ``gid`` with each ``(old, new)`` replaced (``old`` occurs once)."""
     src = reference(gid)
-    assert src.count(old) == 1, old
-    return src.replace(old, new)
+    for old, new in changes:
+        assert src.count(old) == 1, old
+        src = src.replace(old, new)
+    return src
 
 
-# --- the unconditional VAE's cell ----------------------------------------------------------------
+# --- the unconditional VAE's cell (test_vae) ---------------------------------------------------
 
 TWO_HEAD_VAE = '''
 class VAE(nn.Module):
@@ -91,43 +89,117 @@ class VAE(nn.Module):
         return self.decode(torch.randn(count, self.latent_dim)).sigmoid().view(-1, 28, 28)
 '''
 
-SAMPLE = "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)\n        return self.decode(z), mu, logvar"
+BY_HAND_VAE = '''
+class VAE(nn.Module):
+    """Another design: flatten layers, a forward that does not call encode or decode, the KL in
+    the other sign convention, log-sigmoids by hand, the noise from torch.distributions."""
+    def __init__(self, latent_dim):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.Tanh(), nn.Linear(300, 2 * latent_dim))
+        self.decoder = nn.Sequential(nn.Linear(latent_dim, 300), nn.Tanh(), nn.Linear(300, 784))
+        self.prior = torch.distributions.Normal(0.0, 1.0)
+
+    def encode(self, x):
+        h = self.encoder(x)
+        return h[:, :self.latent_dim], h[:, self.latent_dim:]
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def forward(self, x):
+        mu, logvar = self.encoder(x).split(self.latent_dim, dim=1)
+        eps = self.prior.sample(mu.shape)
+        return self.decoder(mu + eps * torch.exp(logvar / 2)), mu, logvar
+
+    def loss(self, x):
+        logits, mu, logvar = self.forward(x)
+        x = x.flatten(1)
+        kl = -0.5 * torch.sum(1 + logvar - mu ** 2 - torch.exp(logvar)) / len(x)
+        rec = -torch.sum(x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)) / len(x)
+        return rec + kl, kl, rec
+
+    def reconstruct(self, x):
+        mu, _ = self.encode(x)
+        return torch.sigmoid(self.decode(mu)).view(len(x), 28, 28)
+
+    def generate(self, y, n=None):
+        if torch.is_tensor(y):
+            if n is not None and n != y.numel():
+                raise ValueError("one image per label")
+            n = y.numel()
+        z = self.prior.sample((n or 1, self.latent_dim))
+        return torch.sigmoid(self.decode(z)).view(-1, 28, 28)
+'''
+
+SAMPLE = "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)"
+FORWARD = SAMPLE + "\n        return self.decode(z), mu, logvar"
 KL = "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()"
 REC = 'rec = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), 784), reduction="none").sum(1).mean()'
+RECONSTRUCT = "return torch.sigmoid(self.decode(self.encode(x)[0])).reshape(-1, 28, 28)"
 Z = "z = torch.randn(count, self.latent_dim, device=next(self.parameters()).device)"
+GENERATED = "return torch.sigmoid(self.decode(z)).reshape(-1, 28, 28)"
+
+
+NO_GRADIENT = "nelbo detached (no gradient reaches the model)"
+
+
+def vae(*changes: tuple[str, str]) -> str:
+    return patched("vae", *changes)
+
+
 VAES = {
-    "reference": (True, None),
+    "reference": (True, reference("vae")),
     "two heads, torch.distributions": (True, TWO_HEAD_VAE),
-    "latent_dim ignored by the constructor": (False, ("        self.latent_dim = latent_dim\n",
-                                                      "        latent_dim = 20\n        self.latent_dim = latent_dim\n")),
-    "only (batch, 784) inputs": (False, ("self.enc(x.reshape(len(x), 784))", "self.enc(x)")),
-    "forward decodes mu (no sample)": (False, (SAMPLE, "return self.decode(mu), mu, logvar")),
-    "noise scaled by exp(logvar)": (False, ("torch.exp(0.5 * logvar) * torch.randn_like(mu)", "torch.exp(logvar) * torch.randn_like(mu)")),
-    "detached sample": (False, (SAMPLE, "z = (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).detach()\n"
-                                        "        return self.decode(z), mu, logvar")),
-    "logvar used as a variance in the KL": (False, (KL, "kl = 0.5 * (mu.pow(2) + logvar - 1 - logvar.abs().log()).sum(1).mean()")),
-    "KL summed over the batch": (False, (KL, "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum()")),
-    "rec averaged over pixels": (False, (REC, "rec = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), 784))")),
-    "sigmoid applied twice": (False, (REC, REC.replace("(logits,", "(torch.sigmoid(logits),"))),
-    "reconstruct decodes a sample": (False, ("return torch.sigmoid(self.decode(self.encode(x)[0])).reshape(-1, 28, 28)",
-                                             "return torch.sigmoid(self(x)[0]).reshape(-1, 28, 28)")),
-    "reconstruct returns logits": (False, ("return torch.sigmoid(self.decode(self.encode(x)[0])).reshape(-1, 28, 28)",
-                                           "return self.decode(self.encode(x)[0]).reshape(-1, 28, 28)")),
-    "generate(k) ignores n": (False, ("count = 1 if n is None else n", "count = 1")),
-    "generate(labels, n) keeps len(labels) images for another n": (False, ('raise ValueError(f"n = {n} but {len(y)} labels")', "count = len(y)")),
-    "generate decodes z = 0": (False, (Z, Z.replace("torch.randn(", "torch.zeros("))),
-    "generate with standard deviation 0.5": (False, (Z, Z.replace("torch.randn(", "0.5 * torch.randn("))),
+    "flatten layers, KL and log-sigmoids by hand, prior.sample": (True, BY_HAND_VAE),
+    # the constructor and shapes
+    "latent_dim ignored by the constructor": (False, vae(("        self.latent_dim = latent_dim\n",
+                                                          "        latent_dim = 20\n        self.latent_dim = latent_dim\n"))),
+    "only (batch, 784) inputs": (False, vae(("self.enc(x.reshape(len(x), 784))", "self.enc(x)"))),
+    # the sample forward draws
+    "forward decodes mu (no sample)": (False, vae((FORWARD, "return self.decode(mu), mu, logvar"))),
+    "noise scaled by exp(logvar)": (False, vae((SAMPLE, "z = mu + torch.exp(logvar) * torch.randn_like(mu)"))),
+    "logvar used as a standard deviation in the sample": (False, vae((SAMPLE, "z = mu + logvar * torch.randn_like(mu)"))),
+    "uniform noise": (False, vae((SAMPLE, "z = mu + torch.exp(0.5 * logvar) * torch.rand_like(mu)"))),
+    "one noise vector for the whole batch": (False, vae((SAMPLE, "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu[0])"))),
+    "noise drawn once, in the constructor": (False, vae(
+        ("        self.latent_dim = latent_dim\n", "        self.latent_dim = latent_dim\n        self.eps = torch.randn(latent_dim)\n"),
+        (SAMPLE, "z = mu + torch.exp(0.5 * logvar) * self.eps"))),
+    "detached sample": (False, vae((SAMPLE, "z = (mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)).detach()"))),
+    NO_GRADIENT: (False, vae(("return kl + rec, kl, rec", "return (kl + rec).detach().requires_grad_(True), kl, rec"))),
+    # the loss's terms and reductions
+    "logvar used as a variance in the KL": (False, vae((KL, "kl = 0.5 * (mu.pow(2) + logvar - 1 - logvar.abs().log()).sum(1).mean()"))),
+    "KL with + logvar": (False, vae((KL, "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 + logvar).sum(1).mean()"))),
+    "KL summed over the batch": (False, vae((KL, "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum()"))),
+    "KL averaged over the latent dimensions": (False, vae((KL, "kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).mean()"))),
+    "KL by one Monte Carlo sample": (False, vae(
+        (KL, "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)\n        "
+             "kl = (torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z) - torch.distributions.Normal(0.0, 1.0).log_prob(z)).sum(1).mean()"))),
+    "rec averaged over pixels": (False, vae((REC, "rec = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), 784))"))),
+    "rec summed over the batch": (False, vae((REC, 'rec = F.binary_cross_entropy_with_logits(logits, x.reshape(len(x), 784), reduction="sum")'))),
+    "rec with the wrong sign": (False, vae((REC, "rec = -" + REC[len("rec = "):]))),
+    "rec against binarized images": (False, vae((REC, REC.replace("x.reshape(len(x), 784)", "(x.reshape(len(x), 784) > 0.5).float()")))),
+    "rec against sampled binary images": (False, vae((REC, REC.replace("x.reshape(len(x), 784)", "torch.bernoulli(x.reshape(len(x), 784))")))),
+    "sigmoid applied twice": (False, vae((REC, REC.replace("(logits,", "(torch.sigmoid(logits),")))),
+    "rec averaged over two calls of forward": (False, vae((REC, f"{REC}\n        rec = (rec + {REC[len('rec = '):].replace('(logits,', '(self(x)[0],')}) / 2"))),
+    "decode returns probabilities": (False, vae(
+        ("return self.dec(z)", "return torch.sigmoid(self.dec(z))"),
+        (REC, 'rec = F.binary_cross_entropy(logits, x.reshape(len(x), 784), reduction="none").sum(1).mean()'),
+        (RECONSTRUCT, "return self.decode(self.encode(x)[0]).reshape(-1, 28, 28)"),
+        (GENERATED, "return self.decode(z).reshape(-1, 28, 28)"))),
+    # reconstruct and generate
+    "reconstruct decodes a sample": (False, vae((RECONSTRUCT, "return torch.sigmoid(self(x)[0]).reshape(-1, 28, 28)"))),
+    "reconstruct returns logits": (False, vae((RECONSTRUCT, "return self.decode(self.encode(x)[0]).reshape(-1, 28, 28)"))),
+    "generate(k) ignores n": (False, vae(("count = 1 if n is None else n", "count = 1"))),
+    "generate(labels, n) keeps len(labels) images for another n": (False, vae(('raise ValueError(f"n = {n} but {len(y)} labels")', "count = len(y)"))),
+    "generate decodes z = 0": (False, vae((Z, Z.replace("torch.randn(", "torch.zeros(")))),
+    "generate with standard deviation 0.5": (False, vae((Z, Z.replace("torch.randn(", "0.5 * torch.randn(")))),
+    "generate draws one z for all images": (False, vae((Z, Z.replace("torch.randn(count,", "torch.randn(1,") + ".expand(count, -1)"))),
+    "generate returns logits": (False, vae((GENERATED, "return self.decode(z).reshape(-1, 28, 28)"))),
 }
 
 
-@pytest.mark.parametrize("name", VAES)
-def test_vae_cell(functions, name):
-    right, change = VAES[name]
-    src = reference("vae") if change is None else change if isinstance(change, str) else patched("vae", *change)
-    check(functions, "test_vae", src, right)
-
-
-# --- the CVAE's cell ------------------------------------------------------------------------------
+# --- the CVAE's cell (test_cvae_interface) -----------------------------------------------------
 
 EMBEDDING_CVAE = '''
 class CVAE(nn.Module):
@@ -158,108 +230,166 @@ class CVAE(nn.Module):
         return self.decode(torch.randn(len(labels), self.latent_dim), labels).sigmoid().view(-1, 28, 28)
 '''
 
+EYE_CVAE = '''
+class CVAE(nn.Module):
+    """Another design: one-hot rows of an identity matrix, separate heads, the label added after
+    the first layer of each network, z drawn with torch.distributions."""
+    def __init__(self, latent_dim):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.register_buffer("eye", torch.eye(10))
+        self.x_in, self.y_in = nn.Linear(784, 256), nn.Linear(10, 256, bias=False)
+        self.mu, self.logvar = nn.Linear(256, latent_dim), nn.Linear(256, latent_dim)
+        self.z_in, self.y_out = nn.Linear(latent_dim, 256), nn.Linear(10, 256, bias=False)
+        self.out = nn.Linear(256, 784)
+
+    def encode(self, x, y):
+        h = torch.relu(self.x_in(x.view(x.shape[0], -1)) + self.y_in(self.eye[y]))
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z, y):
+        return self.out(torch.relu(self.z_in(z) + self.y_out(self.eye[y])))
+
+    def reconstruct(self, x, y):
+        return torch.sigmoid(self.decode(self.encode(x, y)[0], y)).view(-1, 28, 28)
+
+    def generate(self, y, n=None):
+        if isinstance(y, int):
+            y = torch.tensor(y).repeat(1 if n is None else n)
+        elif n is not None and n != y.shape[0]:
+            raise ValueError("n must match the labels")
+        z = torch.distributions.Normal(torch.zeros(self.latent_dim), 1.0).sample(y.shape)
+        return torch.sigmoid(self.decode(z, y)).view(-1, 28, 28)
+'''
+
 ENCODE = "mu, logvar = self.enc(self._with_label(x.reshape(len(x), 784), y)).chunk(2, dim=1)"
+DECODE = "return self.dec(self._with_label(z, y))"
+CV_RECONSTRUCT = "return torch.sigmoid(self.decode(self.encode(x, y)[0], y)).reshape(-1, 28, 28)"
 GEN_Z = "z = torch.randn(len(y), self.latent_dim, device=device)"
+CV_GENERATED = "return torch.sigmoid(self.decode(z, y)).reshape(-1, 28, 28)"
+BAD_N = 'raise ValueError(f"n = {n} but {len(y)} labels")'
+ZEROS = "self._with_label(x.reshape(len(x), 784), torch.zeros_like(y))"
+
+
+def cvae(*changes: tuple[str, str]) -> str:
+    return patched("cvae", *changes)
+
+
 CVAES = {
-    "reference": (True, None),
+    "reference": (True, reference("cvae")),
     "label embedding, deeper": (True, EMBEDDING_CVAE),
-    "latent_dim ignored by the constructor": (False, ("        super().__init__()\n        self.latent_dim, self.classes",
-                                                      "        super().__init__()\n        latent_dim = 4\n        self.latent_dim, self.classes")),
-    "encoder ignores the label": (False, ("self.enc(self._with_label(x.reshape(len(x), 784), y))",
-                                          "self.enc(self._with_label(x.reshape(len(x), 784), torch.zeros_like(y)))")),
-    "encoder's log-variance ignores the label": (False, (ENCODE, ENCODE.replace("mu, logvar = ", "mu, _ = ") + "\n        "
-                                                         + "_, logvar = self.enc(self._with_label(x.reshape(len(x), 784), torch.zeros_like(y))).chunk(2, dim=1)")),
-    "decoder ignores the label": (False, ("return self.dec(self._with_label(z, y))",
-                                          "return self.dec(self._with_label(z, torch.zeros_like(y)))")),
-    "reconstruct adds noise": (False, ("self.decode(self.encode(x, y)[0], y)",
-                                       "self.decode(self.encode(x, y)[0] + torch.randn_like(self.encode(x, y)[0]), y)")),
-    "reconstruct returns logits": (False, ("return torch.sigmoid(self.decode(self.encode(x, y)[0], y)).reshape(-1, 28, 28)",
-                                           "return self.decode(self.encode(x, y)[0], y).reshape(-1, 28, 28)")),
-    "reconstruct returns (batch, 784)": (False, ("return torch.sigmoid(self.decode(self.encode(x, y)[0], y)).reshape(-1, 28, 28)",
-                                                 "return torch.sigmoid(self.decode(self.encode(x, y)[0], y))")),
-    "generate decodes z = 0": (False, (GEN_Z, GEN_Z.replace("torch.randn(", "torch.zeros("))),
-    "generate with uniform noise": (False, (GEN_Z, GEN_Z.replace("torch.randn(", "torch.rand("))),
-    "generate with standard deviation 0.5": (False, (GEN_Z, GEN_Z.replace("torch.randn(", "0.5 * torch.randn("))),
-    "generate(k) ignores n": (False, ("y = torch.full((1 if n is None else n,), y, dtype=torch.long)",
-                                      "y = torch.full((1,), y, dtype=torch.long)")),
-    "generate(labels, n) keeps len(labels) images for another n": (False, ('raise ValueError(f"n = {n} but {len(y)} labels")', "pass")),
-    "generate(labels, n) cuts the labels to n": (False, ('raise ValueError(f"n = {n} but {len(y)} labels")', "y = y[:n]")),
-    "generate ignores the label": (False, ("return torch.sigmoid(self.decode(z, y)).reshape(-1, 28, 28)",
-                                           "return torch.sigmoid(self.decode(z, torch.zeros_like(y))).reshape(-1, 28, 28)")),
-    "only (batch, 784) inputs": (False, ("self.enc(self._with_label(x.reshape(len(x), 784), y))",
-                                         "self.enc(self._with_label(x, y))")),
+    "rows of torch.eye added after the first layer, torch.distributions": (True, EYE_CVAE),
+    # the constructor and shapes
+    "latent_dim ignored by the constructor": (False, cvae(("        super().__init__()\n        self.latent_dim, self.classes",
+                                                           "        super().__init__()\n        latent_dim = 4\n        self.latent_dim, self.classes"))),
+    "only (batch, 784) inputs": (False, cvae(("self._with_label(x.reshape(len(x), 784), y)", "self._with_label(x, y)"))),
+    "F.one_hot without num_classes": (False, cvae(("F.one_hot(y, self.classes)", "F.one_hot(y)"))),
+    # the label in the encoder and the decoder
+    "encoder ignores the label": (False, cvae(("self._with_label(x.reshape(len(x), 784), y)", ZEROS))),
+    "encoder's mean ignores the label": (False, cvae((ENCODE, ENCODE.replace("mu, logvar = ", "_, logvar = ")
+                                                      + f"\n        mu, _ = self.enc({ZEROS}).chunk(2, dim=1)"))),
+    "encoder's log-variance ignores the label": (False, cvae((ENCODE, ENCODE.replace("mu, logvar = ", "mu, _ = ")
+                                                              + f"\n        _, logvar = self.enc({ZEROS}).chunk(2, dim=1)"))),
+    "decoder ignores the label": (False, cvae((DECODE, "return self.dec(self._with_label(z, torch.zeros_like(y)))"))),
+    "decode returns probabilities": (False, cvae(
+        (DECODE, "return torch.sigmoid(self.dec(self._with_label(z, y)))"),
+        (CV_RECONSTRUCT, "return self.decode(self.encode(x, y)[0], y).reshape(-1, 28, 28)"),
+        (CV_GENERATED, "return self.decode(z, y).reshape(-1, 28, 28)"))),
+    # reconstruct
+    "reconstruct adds noise": (False, cvae(("self.decode(self.encode(x, y)[0], y)",
+                                            "self.decode(self.encode(x, y)[0] + torch.randn_like(self.encode(x, y)[0]), y)"))),
+    "reconstruct decodes with label 0": (False, cvae((CV_RECONSTRUCT, CV_RECONSTRUCT.replace("[0], y)", "[0], torch.zeros_like(y))")))),
+    "reconstruct returns logits": (False, cvae((CV_RECONSTRUCT, "return self.decode(self.encode(x, y)[0], y).reshape(-1, 28, 28)"))),
+    "reconstruct returns (batch, 784)": (False, cvae((CV_RECONSTRUCT, "return torch.sigmoid(self.decode(self.encode(x, y)[0], y))"))),
+    # generate: the noise, the labels, n, the shapes
+    "generate decodes z = 0": (False, cvae((GEN_Z, GEN_Z.replace("torch.randn(", "torch.zeros(")))),
+    "generate with uniform noise": (False, cvae((GEN_Z, GEN_Z.replace("torch.randn(", "torch.rand(")))),
+    "generate with standard deviation 0.5": (False, cvae((GEN_Z, GEN_Z.replace("torch.randn(", "0.5 * torch.randn(")))),
+    "generate draws one z for all images": (False, cvae((GEN_Z, GEN_Z.replace("torch.randn(len(y),", "torch.randn(1,") + ".expand(len(y), -1)"))),
+    "generate reseeds the noise": (False, cvae((GEN_Z, "torch.manual_seed(0)\n        " + GEN_Z))),
+    "generate returns logits": (False, cvae((CV_GENERATED, "return self.decode(z, y).reshape(-1, 28, 28)"))),
+    "generate(k) without n returns (28, 28)": (False, cvae((CV_GENERATED, CV_GENERATED + ".squeeze(0)"))),
+    "generate(k) ignores n": (False, cvae(("y = torch.full((1 if n is None else n,), y, dtype=torch.long)",
+                                           "y = torch.full((1,), y, dtype=torch.long)"))),
+    "generate(labels, n) keeps len(labels) images for another n": (False, cvae((BAD_N, "pass"))),
+    "generate(labels, n) cuts the labels to n": (False, cvae((BAD_N, "y = y[:n]"))),
+    "generate ignores the label": (False, cvae((CV_GENERATED, CV_GENERATED.replace("(z, y)", "(z, torch.zeros_like(y))")))),
+    "generate decodes the next label": (False, cvae((CV_GENERATED, CV_GENERATED.replace("(z, y)", "(z, (y + 1) % 10)")))),
 }
 
 
-@pytest.mark.parametrize("name", CVAES)
-def test_cvae_cell(functions, name):
-    right, change = CVAES[name]
-    src = reference("cvae") if change is None else change if isinstance(change, str) else patched("cvae", *change)
-    check(functions, "test_cvae_interface", src, right)
-
-
-# --- the loss cell ------------------------------------------------------------------------------
+# --- the loss cell (test_cvae_loss) ------------------------------------------------------------
 
 LOSS = "def cvae_loss(model, x, y):\n    x = x.reshape(len(x), 784)\n    mu, logvar = model.encode(x, y)\n{}\n"
+KL_OK = "    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()\n"
+Z_OK = "mu + (0.5 * logvar).exp() * torch.randn_like(mu)"
+BCE = 'F.binary_cross_entropy_with_logits({}, x, reduction="none").sum(1).mean()'
+
+
+def loss_body(kl: str = KL_OK, z: str = Z_OK, rec: str = BCE.format("model.decode(z, y)")) -> str:
+    """A loss body with one part changed: ``kl`` (a line), the sample ``z``, the ``rec`` expression."""
+    return f"{kl}    z = {z}\n    rec = {rec}\n    return kl + rec, kl, rec"
+
+
 LOSSES = {
-    "reference": (True, None),
-    "torch.distributions": (True, """
+    "reference": (True, reference("cvae_loss")),
+    # the loss cell's tests call the student's own CVAE: another design must pass too
+    "the reference loss, a label embedding CVAE": (True, EMBEDDING_CVAE),
+    **answers(LOSS, {
+        "torch.distributions": (True, """
     q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
     kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1).mean()
     logits = model.decode(q.rsample(), y)
     rec = -torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(1).mean()
     return kl + rec, kl, rec"""),
-    "logsigmoid by hand": (True, """
+        "logsigmoid by hand": (True, """
     kl = -0.5 * torch.sum(1 + logvar - mu ** 2 - torch.exp(logvar), dim=1).mean()
     l = model.decode(mu + torch.randn_like(logvar) * torch.exp(logvar / 2), y)
     rec = -(x * F.logsigmoid(l) + (1 - x) * F.logsigmoid(-l)).sum(1).mean()
     return kl + rec, kl, rec"""),
-    "logvar used as a standard deviation": (False, """
-    kl = 0.5 * (mu ** 2 + logvar ** 2 - 1 - torch.log(logvar ** 2)).sum(1).mean()
-    rec = F.binary_cross_entropy_with_logits(model.decode(mu + logvar * torch.randn_like(mu), y), x, reduction="none").sum(1).mean()
+        "standard deviation first, sums divided by the batch size": (True, """
+    std = torch.exp(0.5 * logvar)
+    kl = (std ** 2 / 2 + mu ** 2 / 2 - 0.5 - torch.log(std)).sum() / x.shape[0]
+    eps = torch.empty_like(std).normal_()
+    rec = F.binary_cross_entropy_with_logits(model.decode(mu + std * eps, y), x, reduction="sum") / x.shape[0]
     return kl + rec, kl, rec"""),
-    "noise scaled by exp(logvar)": (False, """
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
-    rec = F.binary_cross_entropy_with_logits(model.decode(mu + logvar.exp() * torch.randn_like(mu), y), x, reduction="none").sum(1).mean()
-    return kl + rec, kl, rec"""),
-    "KL summed over the batch": (False, """
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum()
-    rec = F.binary_cross_entropy_with_logits(model.decode(mu + (0.5 * logvar).exp() * torch.randn_like(mu), y), x, reduction="none").sum(1).mean()
-    return kl + rec, kl, rec"""),
-    "rec averaged over pixels": (False, """
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
-    rec = F.binary_cross_entropy_with_logits(model.decode(mu + (0.5 * logvar).exp() * torch.randn_like(mu), y), x)
-    return kl + rec, kl, rec"""),
-    "no sample (decodes mu)": (False, """
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
-    rec = F.binary_cross_entropy_with_logits(model.decode(mu, y), x, reduction="none").sum(1).mean()
-    return kl + rec, kl, rec"""),
-    "detached sample": (False, """
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
-    z = (mu + (0.5 * logvar).exp() * torch.randn_like(mu)).detach()
+        # the noise and the sample
+        "logvar used as a standard deviation": (False, loss_body(
+            kl="    kl = 0.5 * (mu ** 2 + logvar ** 2 - 1 - torch.log(logvar ** 2)).sum(1).mean()\n",
+            z="mu + logvar * torch.randn_like(mu)")),
+        "logvar used as a log standard deviation": (False, loss_body(
+            kl="    kl = 0.5 * (mu ** 2 + (2 * logvar).exp() - 1 - 2 * logvar).sum(1).mean()\n",
+            z="mu + logvar.exp() * torch.randn_like(mu)")),
+        "noise scaled by exp(logvar)": (False, loss_body(z="mu + logvar.exp() * torch.randn_like(mu)")),
+        "no sample (decodes mu)": (False, loss_body(z="mu")),
+        "detached sample": (False, loss_body(z=f"({Z_OK}).detach()")),
+        NO_GRADIENT: (False, loss_body().replace("return kl + rec,", "return (kl + rec).detach().requires_grad_(True),")),
+        "uniform noise": (False, loss_body(z=Z_OK.replace("randn_like", "rand_like"))),
+        "one noise vector for the whole batch": (False, loss_body(z=Z_OK.replace("randn_like(mu)", "randn_like(mu[0])"))),
+        "reseeds the noise": (False, loss_body(kl=KL_OK + "    torch.manual_seed(0)\n")),
+        "mean of two samples": (False, loss_body(rec="(" + BCE.format("model.decode(z, y)") + " + "
+                                                 + BCE.format(f"model.decode({Z_OK}, y)") + ") / 2")),
+        # the terms, signs and reductions
+        "KL with + logvar": (False, loss_body(kl="    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 + logvar).sum(1).mean()\n")),
+        "KL summed over the batch": (False, loss_body(kl="    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum()\n")),
+        "KL averaged over the latent dimensions": (False, loss_body(kl="    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).mean()\n")),
+        "KL by one Monte Carlo sample": (False, """
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    kl = (-0.5 * logvar - 0.5 * (z - mu) ** 2 / logvar.exp() + 0.5 * z ** 2).sum(1).mean()
     rec = F.binary_cross_entropy_with_logits(model.decode(z, y), x, reduction="none").sum(1).mean()
     return kl + rec, kl, rec"""),
-    "sigmoid applied twice": (False, """
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
-    p = torch.sigmoid(model.decode(mu + (0.5 * logvar).exp() * torch.randn_like(mu), y))
-    rec = F.binary_cross_entropy_with_logits(p, x, reduction="none").sum(1).mean()
-    return kl + rec, kl, rec"""),
+        "rec averaged over pixels": (False, loss_body(rec='F.binary_cross_entropy_with_logits(model.decode(z, y), x)')),
+        "rec summed over the batch": (False, loss_body(rec='F.binary_cross_entropy_with_logits(model.decode(z, y), x, reduction="sum")')),
+        "rec with the wrong sign": (False, loss_body(rec="-" + BCE.format("model.decode(z, y)"))),
+        "rec against binarized images": (False, loss_body(rec=BCE.format("model.decode(z, y)").replace(", x,", ", (x > 0.5).float(),"))),
+        "rec against sampled binary images": (False, loss_body(rec=BCE.format("model.decode(z, y)").replace(", x,", ", torch.bernoulli(x),"))),
+        "sigmoid applied twice": (False, loss_body(rec=BCE.format("torch.sigmoid(model.decode(z, y))"))),
+        "decoder given label 0": (False, loss_body(rec=BCE.format("model.decode(z, torch.zeros_like(y))"))),
+    }),
 }
 
 
-@pytest.mark.parametrize("name", LOSSES)
-def test_cvae_loss_cell(functions, name):
-    right, body = LOSSES[name]
-    check(functions, "test_cvae_loss", reference("cvae_loss") if body is None else LOSS.format(body), right)
-
-
-def test_loss_tests_pass_with_the_embedding_design(functions):
-    """The loss tests build models with the student's own CVAE: another design must pass too."""
-    ns = with_answer(functions, EMBEDDING_CVAE)
-    assert grade_in_process(AID, ns, tests=["test_cvae_loss"])["test_cvae_loss"] > 0
-
-
-# --- the unconditional VAE ignores the label -----------------------------------------------------
+# --- the unconditional VAE ignores the label (test_vae_ignores_label) --------------------------
 
 def relabelled_vae(body: str) -> str:
     """A student cell that swaps the trained ``vae`` for one whose ``generate`` is ``body``."""
@@ -278,18 +408,30 @@ VAE_LABELS = {
     "generate through a label-free helper": (True, relabelled_vae(
         "        count = len(y) if not isinstance(y, int) else (n or 1)\n"
         "        return torch.sigmoid(self.decode(torch.randn(count, self.latent_dim))).view(-1, 28, 28)")),
+    "generate with torch.distributions": (True, relabelled_vae(
+        "        count = y.numel() if torch.is_tensor(y) else (n or 1)\n"
+        "        z = torch.distributions.Normal(0.0, 1.0).sample((count, self.latent_dim))\n"
+        "        return self.decode(z).sigmoid().view(-1, 28, 28)")),
     "the CVAE handed in as the VAE": (False, "vae = cvae"),
     "codes shifted by the label": (False, relabelled_vae(
         "        y = torch.full((n or 1,), y) if isinstance(y, int) else y\n"
         "        z = torch.randn(len(y), self.latent_dim) + 0.01 * y[:, None]\n"
         "        return torch.sigmoid(self.decode(z)).view(-1, 28, 28)")),
+    "noise seeded by the label": (False, relabelled_vae(
+        "        y = torch.full((n or 1,), y) if isinstance(y, int) else y\n"
+        "        torch.manual_seed(int(y[0]))\n"
+        "        return torch.sigmoid(self.decode(torch.randn(len(y), self.latent_dim))).view(-1, 28, 28)")),
 }
 
 
-@pytest.mark.parametrize("name", VAE_LABELS)
-def test_vae_ignores_label_cell(trained, name):
-    right, answer = VAE_LABELS[name]
-    check(trained, "test_vae_ignores_label", answer, right)
+PLANTED: Table = {"test_vae": VAES, "test_cvae_interface": CVAES, "test_cvae_loss": LOSSES,
+                  "test_vae_ignores_label": VAE_LABELS}
+
+
+@pytest.mark.parametrize("test, right, answer", params(PLANTED))
+def test_planted(request, test, right, answer):
+    ns = request.getfixturevalue("trained" if test == "test_vae_ignores_label" else "functions")
+    assert_graded(AID, ns, test, answer, right)
 
 
 # --- the held-out split ---------------------------------------------------------------------------
@@ -464,14 +606,8 @@ def test_grading_budget_is_short(trained, monkeypatch):
 # --- through nbgrader: partial credit -------------------------------------------------------------
 
 def _ignore_label() -> str:
-    return patched("cvae", "def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n",
-                   "def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n        y = torch.zeros_like(y)\n")
-
-
-NO_GRADIENT = LOSS.format("""
-    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
-    rec = F.binary_cross_entropy_with_logits(model.decode(mu + (0.5 * logvar).exp() * torch.randn_like(mu), y), x, reduction="none").sum(1).mean()
-    return (kl + rec).detach().requires_grad_(True), kl, rec""")
+    return patched("cvae", ("def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n",
+                            "def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n        y = torch.zeros_like(y)\n"))
 
 
 def test_a_cvae_that_ignores_the_label_loses_generation_points(grade_planted):
@@ -484,8 +620,8 @@ def test_a_cvae_that_ignores_the_label_loses_generation_points(grade_planted):
 
 
 def test_models_that_do_not_train_lose_most_points(grade_planted):
-    vae = patched("vae", "        return kl + rec, kl, rec\n", "        return (kl + rec).detach().requires_grad_(True), kl, rec\n")
-    score, cells = grade_planted(AID, "untrained", {"vae": vae, "cvae_loss": NO_GRADIENT})
+    vae, loss = VAES[NO_GRADIENT][1], LOSSES[NO_GRADIENT][1]
+    score, cells = grade_planted(AID, "untrained", {"vae": vae, "cvae_loss": loss})
     assert cells["test_vae"] == 0 and cells["test_cvae_loss"] == 0
     assert cells["test_reconstruction"] < 1 and cells["test_generation"] < 1, cells
     assert cells["test_cvae_interface"] == 4, "the CVAE itself is fine"

@@ -141,3 +141,19 @@ def test_batches_cover_each_item_once():
     assert sorted(torch.cat([b[1] for b in got]).tolist()) == list(range(25))
     assert all(torch.equal(bx.long(), by) for bx, by in got)
     assert torch.equal(next(data.batches(x, batch_size=4, shuffle=False))[0], x[:4])
+
+
+def test_pick_per_class_first_or_seeded_and_ordered_by_label():
+    y = torch.tensor([3, 0, 1, 0, 1, 3, 0, 1, 3, 0])
+    x = torch.arange(10.0).unsqueeze(1)  # (n, 1): each row says where it came from
+    xs, ys = data.pick_per_class(x, y, 2, classes=4)  # label 2 has none: it gives none
+    assert ys.tolist() == [0, 0, 1, 1, 3, 3] and xs.flatten().tolist() == [1, 3, 2, 4, 0, 5]
+    picks = [data.pick_per_class(x, y, 2, seed=s, classes=4) for s in (7, 7, 8, 9, 10)]
+    assert torch.equal(picks[0][0], picks[1][0])  # the same seed, the same choice
+    assert any(not torch.equal(picks[0][0], p[0]) for p in picks[2:])  # other seeds choose otherwise
+    for xs, ys in picks:
+        assert ys.tolist() == [0, 0, 1, 1, 3, 3]
+        assert torch.equal(y[xs.flatten().long()], ys)  # each item keeps its own label
+        for k in (0, 1, 3):
+            rows = xs[ys == k].flatten()
+            assert rows.tolist() == sorted(rows.tolist())  # in their original order

@@ -2,11 +2,13 @@
 
 Planted answers are graded in-process: the source notebook's own test cells (hidden tests
 included) run against a namespace from ``load_solution`` in which one solution cell was
-replaced. One real nbgrader submission checks the same through the release and autograde.
+replaced by a held-back answer (``PLANTED``). One real nbgrader submission checks the same
+through the release and autograde.
 """
 from __future__ import annotations
 
 import copy
+import textwrap
 
 import nbformat
 import pytest
@@ -14,9 +16,10 @@ import torch
 from torch.nn import functional as F
 
 from autograder.config import REPO
-from autograder.cells import grade_id, is_solution_cell, is_test_cell, points
-from autograder.solutions import load_solution
-from planted import grade_in_process
+from autograder.cells import grade_id, is_test_cell
+from autograder.cells import points as points_of
+from autograder.solutions import cell_source, load_solution
+from planted import answers, assert_graded, params
 from helpers import gan
 
 AID = "05_gan"
@@ -86,178 +89,318 @@ def test_train_saves_grids_and_losses(tmp_path):
 
 
 # --- grading of planted answers ----------------------------------------------------------------
+# PLANTED: per test cell, held-back answers to its solution cell, each named for what it does;
+# the test cell, hidden tests included, keeps a correct answer's points and takes a mistake's.
+# loss_nonsaturating has three test cells: a correct answer keeps the points of all three, a
+# mistake loses those of the cell that names it (so the feedback points at the problem).
 
-SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
-CELLS = nbformat.read(SOURCE, as_version=4).cells
-TESTS = {grade_id(c): c for c in CELLS if is_test_cell(c)}
-POINTS = {gid: points(c) for gid, c in TESTS.items()}
-SOLUTIONS = {grade_id(c): c.source for c in CELLS if is_solution_cell(c)
-             and c.cell_type == "code"}
+ID_CELL = "{}\n"
+IDENTITIES = answers(ID_CELL, {
+    "two-step chains": (True, "steps_complement = [1 - sigma(xi), sigma(-xi)]\n"
+                              "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), 1 - sigma(xi), sigma(-xi)]"),
+    "tuples, exponential forms": (True, "steps_complement = (1 - sigma(xi), sp.exp(-xi) / (1 + sp.exp(-xi)), 1 / (1 + sp.exp(xi)), sigma(-xi))\n"
+                                        "steps_log_grad = (sp.diff(sp.log(sigma(xi)), xi), sp.exp(-xi) * sigma(xi), sigma(-xi))"),
+    "a wrong step": (False, "steps_complement = [1 - sigma(xi), sp.exp(xi) / (1 + sp.exp(-xi)), sigma(-xi)]\n"
+                            "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), sigma(-xi)]"),
+    "a wrong end": (False, "steps_complement = [1 - sigma(xi), sigma(-xi)]\n"
+                           "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), sigma(xi)]"),
+    "a chain that starts elsewhere": (False, "steps_complement = [1 - sigma(xi), sigma(-xi)]\n"
+                                             "steps_log_grad = [sp.diff(sp.log(1 - sigma(xi)), xi), -sigma(xi), sigma(-xi)]"),
+    "a step in another symbol": (False, "t = sp.Symbol('t')\nsteps_complement = [1 - sigma(xi), 1 - sigma(t), sigma(-xi)]\n"
+                                        "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), sigma(-xi)]"),
+    "a step that is a number": (False, "steps_complement = [1 - sigma(xi), sp.Rational(1, 2), sigma(-xi)]\n"
+                                       "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), sigma(-xi)]"),
+})
 
-HEADER = "def {name}(g, d, x_real, *, device):\n    z = torch.randn(x_real.shape[0], g.dim_z, device=device)\n"
+DERIVATIVES = answers("{}\n", {
+    "exponential forms": (True, "dloss_minimax = -sp.exp(xi) / (1 + sp.exp(xi))\ndloss_ns = -1 / (1 + sp.exp(xi))"),
+    "simplified sp.diff": (True, "dloss_minimax = sp.simplify(sp.diff(sp.log(1 - sigma(xi)), xi))\n"
+                                 "dloss_ns = sp.simplify(sp.diff(-sp.log(sigma(xi)), xi))"),
+    "1 - sigma": (True, "dloss_minimax = sigma(-xi) - 1\ndloss_ns = -(1 - sigma(xi))"),
+    "swapped": (False, "dloss_minimax = -sigma(-xi)\ndloss_ns = -sigma(xi)"),
+    "sign": (False, "dloss_minimax = sigma(xi)\ndloss_ns = sigma(-xi)"),
+    "derivatives with respect to D, not the logit": (False, "dloss_minimax = -1 / (1 - sigma(xi))\ndloss_ns = -1 / sigma(xi)"),
+    "raw sp.diff, not simplified": (False, "dloss_minimax = sp.diff(sp.log(1 - sigma(xi)), xi)\ndloss_ns = sp.diff(-sp.log(sigma(xi)), xi)"),
+    "numbers (the limits)": (False, "dloss_minimax = sp.Integer(0)\ndloss_ns = sp.Integer(-1)"),
+})
 
 
 def loss_cell(name: str, body: str) -> str:
-    """A student's solution cell for ``loss_nonsaturating`` or ``loss_minimax``."""
-    return HEADER.format(name=name) + "".join(f"    {line}\n" for line in body.strip().splitlines())
+    """A student's solution cell for ``loss_nonsaturating`` or ``loss_minimax``: the given
+    signature and ``z``, then ``body``."""
+    return (f"def {name}(g, d, x_real, *, device):\n    z = torch.randn(x_real.shape[0], g.dim_z, device=device)\n"
+            + textwrap.indent(textwrap.dedent(body).strip(), "    ") + "\n")
 
 
-NS_BODY = {  # loss_nonsaturating
-    "reference": None,
-    "alt_bce_with_logits": """
-x_fake = g(z)
-h_real, h_fake = d(x_real), d(x_fake.detach())
-d_loss = (F.binary_cross_entropy_with_logits(h_real, torch.ones_like(h_real))
-          + F.binary_cross_entropy_with_logits(h_fake, torch.zeros_like(h_fake)))
-h = d(x_fake)
-g_loss = F.binary_cross_entropy_with_logits(h, torch.ones_like(h))
-return d_loss, g_loss""",
-    "alt_logsigmoid_fresh_z": """
-d_loss = -F.logsigmoid(d(x_real)).mean() - F.logsigmoid(-d(g(z))).mean()
-z2 = torch.randn(x_real.shape[0], g.dim_z, device=device)
-g_loss = -F.logsigmoid(d(g(z2))).mean()
-return d_loss, g_loss""",
-    "d_sign_flip": """
-x_fake = g(z)
-d_loss = -(F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean())
-g_loss = F.softplus(-d(x_fake)).mean()
-return d_loss, g_loss""",
-    "g_sign_flip": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = -F.softplus(-d(x_fake)).mean()
-return d_loss, g_loss""",
-    "log_of_probabilities": """
-x_fake = g(z)
-p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
-d_loss = -torch.log(p_real).mean() - torch.log(1 - p_fake).mean()
-g_loss = -torch.log(p_fake).mean()
-return d_loss, g_loss""",
-    "bce_on_probabilities": """
-x_fake = g(z)
-p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
-d_loss = (F.binary_cross_entropy(p_real, torch.ones_like(p_real))
-          + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake)))
-g_loss = F.binary_cross_entropy(p_fake, torch.ones_like(p_fake))
-return d_loss, g_loss""",
-    "sigmoid_then_logits": """
-x_fake = g(z)
-p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
-d_loss = F.softplus(-p_real).mean() + F.softplus(p_fake).mean()
-g_loss = F.softplus(-p_fake).mean()
-return d_loss, g_loss""",
-    "minimax_instead": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = -F.softplus(d(x_fake)).mean()
-return d_loss, g_loss""",
-    "detached_fake_for_g": """
-x_fake = g(z).detach()
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = F.softplus(-d(x_fake)).mean()
-return d_loss, g_loss""",
-    "sum_not_mean": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).sum() + F.softplus(d(x_fake)).sum()
-g_loss = F.softplus(-d(x_fake)).sum()
-return d_loss, g_loss""",
+D_LOSS = "d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake.detach())).mean()"
+NS_RIGHT = {  # loss_nonsaturating, correct
+    "BCE with logits": """
+        x_fake = g(z)
+        h_real, h_fake = d(x_real), d(x_fake.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(h_real, torch.ones_like(h_real))
+                  + F.binary_cross_entropy_with_logits(h_fake, torch.zeros_like(h_fake)))
+        h = d(x_fake)
+        g_loss = F.binary_cross_entropy_with_logits(h, torch.ones_like(h))
+        return d_loss, g_loss""",
+    "logsigmoid, a fresh z for g": """
+        d_loss = -F.logsigmoid(d(x_real)).mean() - F.logsigmoid(-d(g(z))).mean()
+        z2 = torch.randn(x_real.shape[0], g.dim_z, device=device)
+        g_loss = -F.logsigmoid(d(g(z2))).mean()
+        return d_loss, g_loss""",
+    "fakes not detached in d_loss": """
+        x_fake = g(z)
+        h_fake = d(x_fake)
+        d_loss = F.softplus(-d(x_real)).mean() + F.softplus(h_fake).mean()
+        g_loss = F.softplus(-h_fake).mean()
+        return d_loss, g_loss""",
+    "softplus written stably by hand": """
+        sp_ = lambda h: h.clamp(min=0) + torch.log1p(torch.exp(-h.abs()))
+        x_fake = g(z)
+        d_loss = sp_(-d(x_real)).mean() + sp_(d(x_fake.detach())).mean()
+        g_loss = sp_(-d(x_fake)).mean()
+        return d_loss, g_loss""",
+}
+NS_WRONG = {  # loss_nonsaturating: {test cell that names the mistake: {name: body}}
+    "test_loss_nonsaturating": {
+        "d_loss sign flipped": """
+            x_fake = g(z)
+            d_loss = -(F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean())
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "g_loss sign flipped": f"""
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = -F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "the minimax g_loss instead": f"""
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = -F.softplus(d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "sigmoid, then the logit formulas": """
+            x_fake = g(z)
+            p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
+            d_loss = F.softplus(-p_real).mean() + F.softplus(p_fake).mean()
+            g_loss = F.softplus(-p_fake).mean()
+            return d_loss, g_loss""",
+        "summed over the batch": """
+            x_fake = g(z)
+            d_loss = F.softplus(-d(x_real)).sum() + F.softplus(d(x_fake.detach())).sum()
+            g_loss = F.softplus(-d(x_fake)).sum()
+            return d_loss, g_loss""",
+        "real and fake swapped in d_loss": """
+            x_fake = g(z)
+            d_loss = F.softplus(-d(x_fake.detach())).mean() + F.softplus(d(x_real)).mean()
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "g_loss of the real images": f"""
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = F.softplus(-d(x_real)).mean()
+            return d_loss, g_loss""",
+        "BCE over the real and fake batches concatenated (half of L_D)": """
+            x_fake = g(z)
+            h = torch.cat([d(x_real), d(x_fake.detach())])
+            d_loss = F.binary_cross_entropy_with_logits(h, torch.cat([torch.ones(len(x_real)), torch.zeros(len(x_real))]))
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "smoothed labels (0.9 for real)": """
+            x_fake = g(z)
+            h_real = d(x_real)
+            d_loss = (F.binary_cross_entropy_with_logits(h_real, torch.full_like(h_real, 0.9))
+                      + F.softplus(d(x_fake.detach())).mean())
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "uniform noise (torch.rand)": f"""
+            z = torch.rand(x_real.shape[0], g.dim_z, device=device)
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "the same noise at every call (generator reseeded)": f"""
+            torch.manual_seed(0)
+            z = torch.randn(x_real.shape[0], g.dim_z, device=device)
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "one latent vector for the whole batch": f"""
+            x_fake = g(torch.randn(1, g.dim_z, device=device).expand(x_real.shape[0], -1))
+            {D_LOSS}
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "real images rescaled in place to [-1, 1]": f"""
+            x_real.mul_(2).sub_(1)
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+    },
+    "test_loss_nonsaturating_stable": {
+        "log of probabilities": """
+            x_fake = g(z)
+            p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
+            d_loss = -torch.log(p_real).mean() - torch.log(1 - p_fake).mean()
+            g_loss = -torch.log(p_fake).mean()
+            return d_loss, g_loss""",
+        "binary_cross_entropy on probabilities": """
+            x_fake = g(z)
+            p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
+            d_loss = (F.binary_cross_entropy(p_real, torch.ones_like(p_real))
+                      + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake)))
+            g_loss = F.binary_cross_entropy(p_fake, torch.ones_like(p_fake))
+            return d_loss, g_loss""",
+        "log of clamped probabilities": """
+            x_fake = g(z)
+            p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
+            d_loss = -p_real.clamp(1e-7, 1 - 1e-7).log().mean() - (1 - p_fake.detach()).clamp(1e-7, 1 - 1e-7).log().mean()
+            g_loss = -p_fake.clamp(1e-7, 1 - 1e-7).log().mean()
+            return d_loss, g_loss""",
+        "softplus as log(1 + exp(h))": """
+            softplus = lambda h: torch.log(1 + torch.exp(h))
+            x_fake = g(z)
+            d_loss = softplus(-d(x_real)).mean() + softplus(d(x_fake.detach())).mean()
+            g_loss = softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+    },
+    "test_loss_nonsaturating_gradients": {
+        "the fakes detached for g_loss too": """
+            x_fake = g(z).detach()
+            d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "the discriminator's output detached for g_loss": f"""
+            x_fake = g(z)
+            {D_LOSS}
+            g_loss = F.softplus(-d(x_fake).detach()).mean()
+            return d_loss, g_loss""",
+        "g_loss under torch.no_grad()": f"""
+            x_fake = g(z)
+            {D_LOSS}
+            with torch.no_grad():
+                g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "d_loss detached": """
+            x_fake = g(z)
+            d_loss = (F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake.detach())).mean()).detach()
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+        "fake logits detached in d_loss (d learns from the real images only)": """
+            x_fake = g(z)
+            d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake).detach()).mean()
+            g_loss = F.softplus(-d(x_fake)).mean()
+            return d_loss, g_loss""",
+    },
 }
 
-MM_BODY = {  # loss_minimax
-    "reference": None,
-    "alt_reuse_and_logsigmoid": """
-d_loss, _ = loss_nonsaturating(g, d, x_real, device=device)
-g_loss = F.logsigmoid(-d(g(z))).mean()
-return d_loss, g_loss""",
-    "sign_flip": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = F.softplus(d(x_fake)).mean()
-return d_loss, g_loss""",
-    "nonsaturating_instead": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = F.softplus(-d(x_fake)).mean()
-return d_loss, g_loss""",
-    "log_of_probabilities": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = torch.log(1 - torch.sigmoid(d(x_fake))).mean()
-return d_loss, g_loss""",
-    "detached_fake_for_g": """
-x_fake = g(z)
-d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
-g_loss = -F.softplus(d(x_fake.detach())).mean()
-return d_loss, g_loss""",
+MM_RIGHT = {  # loss_minimax, correct
+    "d_loss of loss_nonsaturating, logsigmoid": """
+        d_loss, _ = loss_nonsaturating(g, d, x_real, device=device)
+        g_loss = F.logsigmoid(-d(g(z))).mean()
+        return d_loss, g_loss""",
+    "minus BCE with logits against label 0": """
+        x_fake = g(z)
+        h_real, h_fake = d(x_real), d(x_fake)
+        d_loss = (F.binary_cross_entropy_with_logits(h_real, torch.ones_like(h_real))
+                  + F.binary_cross_entropy_with_logits(d(x_fake.detach()), torch.zeros_like(h_fake)))
+        g_loss = -F.binary_cross_entropy_with_logits(h_fake, torch.zeros_like(h_fake))
+        return d_loss, g_loss""",
+}
+MM_WRONG = {
+    "g_loss sign flipped": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = F.softplus(d(x_fake)).mean()
+        return d_loss, g_loss""",
+    "the non-saturating g_loss instead": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = F.softplus(-d(x_fake)).mean()
+        return d_loss, g_loss""",
+    "minus the non-saturating g_loss": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = -F.softplus(-d(x_fake)).mean()
+        return d_loss, g_loss""",
+    "log of 1 - probability": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = torch.log(1 - torch.sigmoid(d(x_fake))).mean()
+        return d_loss, g_loss""",
+    "log1p(-sigmoid(h))": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = torch.log1p(-torch.sigmoid(d(x_fake))).mean()
+        return d_loss, g_loss""",
+    "the fakes detached for g_loss": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = -F.softplus(d(x_fake.detach())).mean()
+        return d_loss, g_loss""",
+    "g_loss summed over the batch": f"""
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = -F.softplus(d(x_fake)).sum()
+        return d_loss, g_loss""",
+    "real and fake swapped in d_loss": """
+        x_fake = g(z)
+        d_loss = F.softplus(-d(x_fake.detach())).mean() + F.softplus(d(x_real)).mean()
+        g_loss = -F.softplus(d(x_fake)).mean()
+        return d_loss, g_loss""",
+    "d_loss detached": """
+        x_fake = g(z)
+        d_loss = (F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake.detach())).mean()).detach()
+        g_loss = -F.softplus(d(x_fake)).mean()
+        return d_loss, g_loss""",
+    "uniform noise (torch.rand)": f"""
+        z = torch.rand(x_real.shape[0], g.dim_z, device=device)
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = -F.softplus(d(x_fake)).mean()
+        return d_loss, g_loss""",
+    "the same noise at every call (generator reseeded)": f"""
+        torch.manual_seed(0)
+        z = torch.randn(x_real.shape[0], g.dim_z, device=device)
+        x_fake = g(z)
+        {D_LOSS}
+        g_loss = -F.softplus(d(x_fake)).mean()
+        return d_loss, g_loss""",
 }
 
-ID_CELL = {  # identities
-    "reference": None,
-    "alt_two_steps": "steps_complement = [1 - sigma(xi), sigma(-xi)]\n"
-                     "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), 1 - sigma(xi), sigma(-xi)]\n",
-    "wrong_step": "steps_complement = [1 - sigma(xi), sp.exp(xi) / (1 + sp.exp(-xi)), sigma(-xi)]\n"
-                  "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), sigma(-xi)]\n",
-    "wrong_end": "steps_complement = [1 - sigma(xi), sigma(-xi)]\n"
-                 "steps_log_grad = [sp.diff(sp.log(sigma(xi)), xi), sigma(xi)]\n",
-}
-
-DERIV_CELL = {  # loss_derivatives
-    "reference": None,
-    "alt_exp_form": "dloss_minimax = -sp.exp(xi) / (1 + sp.exp(xi))\ndloss_ns = -1 / (1 + sp.exp(xi))\n",
-    "swapped": "dloss_minimax = -sigma(-xi)\ndloss_ns = -sigma(xi)\n",
-    "sign": "dloss_minimax = sigma(xi)\ndloss_ns = sigma(-xi)\n",
+NS_TESTS = ["test_loss_nonsaturating", "test_loss_nonsaturating_gradients", "test_loss_nonsaturating_stable"]
+PLANTED = {
+    "test_identities": {"the notebook's solution": (True, cell_source(AID, "identities")), **IDENTITIES},
+    "test_loss_derivatives": {"the notebook's solution": (True, cell_source(AID, "loss_derivatives")), **DERIVATIVES},
+    **{test: {"the notebook's solution": (True, cell_source(AID, "loss_nonsaturating")),
+              **{name: (True, loss_cell("loss_nonsaturating", body)) for name, body in NS_RIGHT.items()},
+              **{name: (False, loss_cell("loss_nonsaturating", body)) for name, body in NS_WRONG[test].items()}}
+       for test in NS_TESTS},
+    "test_loss_minimax": {"the notebook's solution": (True, cell_source(AID, "loss_minimax")),
+                          **{name: (True, loss_cell("loss_minimax", body)) for name, body in MM_RIGHT.items()},
+                          **{name: (False, loss_cell("loss_minimax", body)) for name, body in MM_WRONG.items()}},
 }
 
 
 @pytest.fixture(scope="module")
-def solution_ns():
-    torch.set_num_threads(1)
+def solution_ns(one_thread):
     return load_solution(AID, until="loss_minimax")
 
 
-CASES = ([("loss_nonsaturating", k, None if v is None else loss_cell("loss_nonsaturating", v)) for k, v in NS_BODY.items()]
-         + [("loss_minimax", k, None if v is None else loss_cell("loss_minimax", v)) for k, v in MM_BODY.items()
-            if v is not None]
-         + [("identities", k, v) for k, v in ID_CELL.items() if v is not None]
-         + [("loss_derivatives", k, v) for k, v in DERIV_CELL.items() if v is not None])
-
-
-@pytest.mark.parametrize("cell,case,source", CASES, ids=[f"{c}-{k}" for c, k, _ in CASES])
-def test_planted_answers(solution_ns, cell, case, source):
-    earned = grade_in_process(AID, solution_ns, source)
-    full = sum(POINTS.values())
-    if case == "reference" or case.startswith("alt_"):
-        assert earned == POINTS, f"a correct answer lost points: {earned}"
-    else:
-        assert sum(earned.values()) < full, f"the mistake {case!r} in {cell} kept full marks"
-
-
-def test_each_nonsaturating_mistake_loses_in_the_cell_that_names_it(solution_ns):
-    """Which test cell catches which mistake (so feedback points at the right problem)."""
-    expect = {
-        "d_sign_flip": "test_loss_nonsaturating",
-        "g_sign_flip": "test_loss_nonsaturating",
-        "minimax_instead": "test_loss_nonsaturating",
-        "sum_not_mean": "test_loss_nonsaturating",
-        "sigmoid_then_logits": "test_loss_nonsaturating",
-        "log_of_probabilities": "test_loss_nonsaturating_stable",
-        "bce_on_probabilities": "test_loss_nonsaturating_stable",
-        "detached_fake_for_g": "test_loss_nonsaturating_gradients",
-    }
-    for case, gid in expect.items():
-        earned = grade_in_process(AID, solution_ns, loss_cell("loss_nonsaturating", NS_BODY[case]))
-        assert earned[gid] == 0, f"{case} passed {gid}"
-        assert earned["test_loss_minimax"] == POINTS["test_loss_minimax"], f"{case} cost loss_minimax's points"
+@pytest.mark.parametrize("test, right, answer", params(PLANTED))
+def test_planted(solution_ns, test, right, answer):
+    assert_graded(AID, solution_ns, test, answer, right)
 
 
 def test_planted_submission_through_nbgrader(grade_planted):
     """One real release + autograde: mistakes in independent cells lose exactly their cells."""
     overrides = {
-        "identities": ID_CELL["wrong_step"],
-        "loss_nonsaturating": loss_cell("loss_nonsaturating", NS_BODY["detached_fake_for_g"]),
-        "loss_minimax": loss_cell("loss_minimax", MM_BODY["alt_reuse_and_logsigmoid"]),
+        "identities": PLANTED["test_identities"]["a wrong step"][1],
+        "loss_nonsaturating": PLANTED["test_loss_nonsaturating_gradients"]["the fakes detached for g_loss too"][1],
+        "loss_minimax": PLANTED["test_loss_minimax"]["d_loss of loss_nonsaturating, logsigmoid"][1],
     }
     score, cells = grade_planted(AID, "planted05", overrides)
-    lost = {gid for gid, pts in POINTS.items() if cells[gid] != pts}
+    points = {grade_id(c): points_of(c) for c in nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells
+              if is_test_cell(c)}
+    lost = {gid for gid, pts in points.items() if cells[gid] != pts}
     assert lost == {"test_identities", "test_loss_nonsaturating_gradients"}, cells
-    assert score.auto == score.auto_max - POINTS["test_identities"] - POINTS["test_loss_nonsaturating_gradients"]
+    assert score.auto == score.auto_max - points["test_identities"] - points["test_loss_nonsaturating_gradients"]

@@ -51,6 +51,12 @@ def test_train_vae_history_and_binarization():
     assert not model.training
 
 
+def test_train_vae_refuses_fewer_images_than_a_batch():
+    # every step takes a full batch: with fewer images there would be none, and no end
+    with pytest.raises(ValueError, match="at least batch_size=128 images, got 100"):
+        train.train_vae(Quadratic(), torch.rand(100, 3), iterations=10, progress=False)
+
+
 def test_adam_is_fused_on_cpu_and_steps_like_plain_adam():
     torch.manual_seed(0)
     a, b = nn.Linear(4, 3), nn.Linear(4, 3)
@@ -85,6 +91,30 @@ def test_trainer_keeps_the_best_epoch(tmp_path):
     last = train.Trainer(Quadratic(), lr=0.1, batch_size=100, keep_best=False)
     last.fit(x_train, x_val, epochs=4, progress=False)
     assert last.evaluate(x_val) == pytest.approx(last.history[-1]["val_loss"], rel=1e-6)
+
+
+def test_trainer_batches_tensors_together():
+    """(images, labels) as data.batches takes them: pairs stay together, loss_fn(model, x, y),
+    the transform touches the first tensor only; without a validation set the last weights stay."""
+    torch.manual_seed(0)
+    y = torch.randint(0, 10, (400,))
+    x = y[:, None].float().expand(400, 3) + 2.0  # x - y = 2 on every row: a loss of 0 if rows stay paired
+    seen = []
+
+    def loss_fn(model, xb, yb):
+        seen.append(yb.dtype)
+        return ((xb - yb[:, None] - model.centre) ** 2).sum(-1).mean()
+
+    trainer = train.Trainer(Quadratic(), lr=0.1, batch_size=64, loss_fn=loss_fn, transform=lambda t: t + 1.0,
+                            generator=torch.Generator().manual_seed(0))
+    hist = trainer.fit((x, y), None, epochs=40, progress=False)
+    assert set(seen) == {torch.int64} and "val_loss" not in hist[-1] and trainer.best_state is None
+    assert torch.allclose(trainer.model.centre, torch.full((3,), 3.0), atol=0.02), "trained on x + 1, paired with y"
+    assert hist[-1]["train_loss"] < 1e-3
+    assert trainer.evaluate((x, y)) == pytest.approx(3.0, abs=0.1), "no transform when evaluating"
+    best = train.Trainer(Quadratic(), lr=0.1, batch_size=64, loss_fn=loss_fn)
+    best.fit((x, y), (x[:50], y[:50]), epochs=2, progress=False)
+    assert best.best_epoch in (1, 2) and best.history[-1]["val_loss"] >= best.best_loss
 
 
 def test_results_folder(tmp_path):
