@@ -114,14 +114,20 @@ def _evaluating(model):
 
 
 @dataclass
-class ReconstructionReport:
-    """The unconditional VAE on the held-out split: the lab guide's reconstruction grade."""
+class Report:
+    """What both grades are made of: the number of images scored, the code size, MSE and SSIM
+    (means over images), the lab guide's compression bonus and the points."""
     images: int
     latent_dim: int
     mse: float
     ssim: float
     compression_bonus: float
     points: float
+
+
+@dataclass
+class ReconstructionReport(Report):
+    """The unconditional VAE on the held-out split: the lab guide's reconstruction grade."""
 
     def __str__(self) -> str:
         return (f"held-out split ({self.images} images): latent_dim {self.latent_dim}, "
@@ -130,16 +136,10 @@ class ReconstructionReport:
 
 
 @dataclass
-class GenerationReport:
+class GenerationReport(Report):
     """The conditional VAE on the held-out split: the lab guide's generation grade, with the
     LeNet's accuracy and Fréchet distance for information (they do not enter the grade)."""
-    images: int
-    latent_dim: int
-    mse: float
-    ssim: float
     per_class_fid: float
-    compression_bonus: float
-    points: float
     accuracy: float
     lenet_frechet: float
 
