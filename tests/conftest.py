@@ -12,6 +12,7 @@ from autograder import submissions  # noqa: E402
 from autograder.config import REPO  # noqa: E402
 from autograder.course import Course, Score  # noqa: E402
 from autograder.selfcheck import selfcheck  # noqa: E402
+from autograder.solutions import load_solution  # noqa: E402
 from helpers import runtime  # noqa: E402
 
 
@@ -64,3 +65,12 @@ def one_thread():
     """torch on one CPU thread for the module's tests (as under grading); the old count after."""
     with runtime.threads(1):
         yield
+
+
+@pytest.fixture(scope="module")
+def solution(request, one_thread):
+    """The reference namespace of a notebook test module: its notebook (``AID``) run up to the
+    cell ``UNTIL`` (test cells skipped, grading budgets), on one thread, seeded."""
+    module = request.module
+    runtime.seed(0)
+    return load_solution(module.AID, until=module.UNTIL)

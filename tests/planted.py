@@ -4,14 +4,18 @@ this process by a source notebook's test cells (hidden tests included).
 One shape for every notebook's table: ``{test grade_id: {name: (right, answer)}}``, where
 ``answer`` is the full text of the student's cell and ``name`` says what it does (for a
 wrong one, the mistake it makes). A right answer must keep the test's points; a wrong one
-must lose them. ``answers(template, {name: (right, body)})`` fills a template; ``params``
+must lose them. ``answers(template, {name: (right, body)})`` fills a template, ``edited`` changes a solution
+cell, ``own_solution`` is the notebook's own answer; ``params``
 turns a table into pytest parameters; ``assert_graded`` is the one check.
 
 Student code runs in this process: for tests of the tests only, never for grading students.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ import pytest
 
 from autograder.cells import grade_id, is_test_cell, points
 from autograder.config import REPO
+from autograder.solutions import cell_source
 
 Table = dict[str, dict[str, tuple[bool, str]]]
 
@@ -27,6 +32,20 @@ Table = dict[str, dict[str, tuple[bool, str]]]
 def answers(template: str, bodies: dict[str, tuple[bool, str]]) -> dict[str, tuple[bool, str]]:
     """``{name: (right, template.format(body))}``."""
     return {name: (right, template.format(body)) for name, (right, body) in bodies.items()}
+
+
+def own_solution(assignment: str, gid: str) -> dict[str, tuple[bool, str]]:
+    """The source notebook's own solution cell ``gid`` as a right answer, a table's first entry."""
+    return {"the notebook's solution": (True, cell_source(assignment, gid))}
+
+
+def edited(source: str, *swaps: tuple[str, str]) -> str:
+    """``source`` (e.g. a notebook's solution cell) with each ``(old, new)`` replaced; every
+    ``old`` must occur, so a planted edit cannot silently miss."""
+    for old, new in swaps:
+        assert old in source, f"the planted edit must apply: {old!r}"
+        source = source.replace(old, new)
+    return source
 
 
 def params(table: Table) -> list:
@@ -73,3 +92,13 @@ def assert_graded(assignment: str, ns: dict[str, Any], test: str, answer: str, r
     correct implementation) and none if not (a planted mistake)."""
     earned = grade_in_process(assignment, ns, answer, tests=[test])[test]
     assert (earned > 0) == right, f"{test}: {'a correct answer lost' if right else 'a mistake kept'} its points"
+
+
+def stderr_of(assignment: str, ns: dict[str, Any], test: str) -> str:
+    """What test cell ``test`` writes to stderr or warns about when run against ``ns`` (empty if
+    nothing): nbgrader scores a test cell 0 if it wrote to stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(cell_source(assignment, test), f"<{assignment} {test}>", "exec", dont_inherit=True), dict(ns))
+    return err.getvalue() + "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)

@@ -12,21 +12,13 @@ from __future__ import annotations
 import pytest
 
 from autograder.solutions import cell_source, load_solution
-from planted import assert_graded, params
+from planted import assert_graded, edited, params
 
 AID = "01_autoencoder"
 
 AE = cell_source(AID, "autoencoder")
 VAE = cell_source(AID, "vae")
 TRAIN_AE, TRAIN_VAE = cell_source(AID, "train-ae"), cell_source(AID, "train-vae")
-
-
-def edited(source: str, *swaps: tuple[str, str]) -> str:
-    """``source`` with each ``(old, new)`` replaced; every ``old`` must occur."""
-    for old, new in swaps:
-        assert old in source, f"the planted edit must apply: {old!r}"
-        source = source.replace(old, new)
-    return source
 
 
 # --- the KL to the prior N(0, I) in the VAE's parametrisation (mu, logvar) ----------------------
@@ -158,7 +150,7 @@ PLANTED = {
 
 
 @pytest.fixture(scope="module")
-def ns(one_thread, tmp_path_factory):
+def solution(one_thread, tmp_path_factory):
     """The notebook's namespace after both training runs, in a folder of the module's own (the
     runs, and the planted ones, write ``results/``)."""
     with pytest.MonkeyPatch.context() as m:
@@ -167,9 +159,9 @@ def ns(one_thread, tmp_path_factory):
 
 
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
-def test_planted(ns, test, right, answer, monkeypatch):
+def test_planted(solution, test, right, answer, monkeypatch):
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")  # as nbgrader grades: the short training budget
-    assert_graded(AID, ns, test, answer, right)
+    assert_graded(AID, solution, test, answer, right)
 
 
 def test_results_folder_layout(tmp_path, monkeypatch):

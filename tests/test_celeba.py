@@ -27,12 +27,13 @@ from PIL import Image, ImageDraw
 
 from autograder.config import REPO
 from autograder.solutions import cell_source, load_solution
-from planted import assert_graded, grade_in_process, params
-from test_autoencoder import KL_REFERENCE, KL_TO_PRIOR, edited
+from planted import assert_graded, edited, grade_in_process, params
+from test_autoencoder import KL_REFERENCE, KL_TO_PRIOR
 from helpers import celeba, runtime
 from helpers.train import run_name
 
 AID = "06_celeba_bonus"
+UNTIL = "vae_loss"  # the `solution` fixture (conftest): the notebook up to this cell
 SPLIT = (40, 10, 10)  # train, valid, test
 FACE = (230, 180, 150)
 ATTRIBUTES = ("5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
@@ -449,14 +450,9 @@ LOSSES = {
 PLANTED = {"test_encoder": ENCODERS, "test_decoder": DECODERS, "test_vae_loss": LOSSES}
 
 
-@pytest.fixture(scope="module")
-def ns(one_thread):
-    return load_solution(AID, until="vae_loss")
-
-
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
-def test_planted(ns, test, right, answer):
-    assert_graded(AID, ns, test, answer, right)
+def test_planted(solution, test, right, answer):
+    assert_graded(AID, solution, test, answer, right)
 
 
 def test_sigmoid_decoder_loses_the_decoder_cell_only(grade_planted):

@@ -19,34 +19,17 @@ import torch
 from autograder import conditional
 from autograder.config import REPO
 from autograder.solutions import cell_source, load_solution
-from planted import Table, answers, assert_graded, params
+from planted import Table, answers, assert_graded, edited, own_solution, params
 from helpers import data, grades
 
 AID = "04_conditional_generation"
-
-
-@pytest.fixture(scope="module")
-def functions(one_thread):
-    return load_solution(AID, until="cvae_loss")
+UNTIL = "cvae_loss"  # the `solution` fixture (conftest): the notebook up to this cell
 
 
 @pytest.fixture(scope="module")
 def trained(one_thread):
     """The notebook up to its evaluation, both models trained with the grading budget."""
     return load_solution(AID, until="evaluate")
-
-
-def reference(gid: str) -> str:
-    return cell_source(AID, gid)
-
-
-def patched(gid: str, *changes: tuple[str, str]) -> str:
-    """The reference cell ``gid`` with each ``(old, new)`` replaced (``old`` occurs once)."""
-    src = reference(gid)
-    for old, new in changes:
-        assert src.count(old) == 1, old
-        src = src.replace(old, new)
-    return src
 
 
 # --- the unconditional VAE's cell (test_vae) ---------------------------------------------------
@@ -145,11 +128,11 @@ NO_GRADIENT = "nelbo detached (no gradient reaches the model)"
 
 
 def vae(*changes: tuple[str, str]) -> str:
-    return patched("vae", *changes)
+    return edited(cell_source(AID, "vae"), *changes)
 
 
 VAES = {
-    "reference": (True, reference("vae")),
+    **own_solution(AID, "vae"),
     "two heads, torch.distributions": (True, TWO_HEAD_VAE),
     "flatten layers, KL and log-sigmoids by hand, prior.sample": (True, BY_HAND_VAE),
     # the constructor and shapes
@@ -272,11 +255,11 @@ ZEROS = "self._with_label(x.reshape(len(x), 784), torch.zeros_like(y))"
 
 
 def cvae(*changes: tuple[str, str]) -> str:
-    return patched("cvae", *changes)
+    return edited(cell_source(AID, "cvae"), *changes)
 
 
 CVAES = {
-    "reference": (True, reference("cvae")),
+    **own_solution(AID, "cvae"),
     "label embedding, deeper": (True, EMBEDDING_CVAE),
     "rows of torch.eye added after the first layer, torch.distributions": (True, EYE_CVAE),
     # the constructor and shapes
@@ -332,7 +315,7 @@ def loss_body(kl: str = KL_OK, z: str = Z_OK, rec: str = BCE.format("model.decod
 
 
 LOSSES = {
-    "reference": (True, reference("cvae_loss")),
+    **own_solution(AID, "cvae_loss"),
     # the loss cell's tests call the student's own CVAE: another design must pass too
     "the reference loss, a label embedding CVAE": (True, EMBEDDING_CVAE),
     **answers(LOSS, {
@@ -404,7 +387,7 @@ vae = relabelled.eval()
 
 
 VAE_LABELS = {
-    "reference": (True, ""),
+    "the notebook's model, unchanged": (True, ""),
     "generate through a label-free helper": (True, relabelled_vae(
         "        count = len(y) if not isinstance(y, int) else (n or 1)\n"
         "        return torch.sigmoid(self.decode(torch.randn(count, self.latent_dim))).view(-1, 28, 28)")),
@@ -430,7 +413,7 @@ PLANTED: Table = {"test_vae": VAES, "test_cvae_interface": CVAES, "test_cvae_los
 
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
 def test_planted(request, test, right, answer):
-    ns = request.getfixturevalue("trained" if test == "test_vae_ignores_label" else "functions")
+    ns = request.getfixturevalue("trained" if test == "test_vae_ignores_label" else "solution")
     assert_graded(AID, ns, test, answer, right)
 
 
@@ -577,23 +560,23 @@ def test_evaluator_silences_warnings_and_restores_the_training_mode(trained):
     assert not seen and noisy_vae.training and noisy_cvae.training
 
 
-def test_untrained_models_earn_next_to_nothing(functions):
+def test_untrained_models_earn_next_to_nothing(solution):
     torch.manual_seed(0)
-    r = conditional.evaluate_reconstruction(functions["VAE"](20))
-    g = conditional.evaluate_generation(functions["CVAE"](4))
+    r = conditional.evaluate_reconstruction(solution["VAE"](20))
+    g = conditional.evaluate_generation(solution["CVAE"](4))
     assert r.points < 0.5 and g.points < 0.5, (str(r), str(g))
 
 
-def test_evaluator_rejects_wrong_shapes(functions):
+def test_evaluator_rejects_wrong_shapes(solution):
     class Flat(Wrapper):
         def decode(self, *args):
             return super().decode(*args)[:, :700]
 
     torch.manual_seed(0)
     with pytest.raises(ValueError, match="784"):
-        conditional.evaluate_reconstruction(Flat(functions["VAE"](20)))
+        conditional.evaluate_reconstruction(Flat(solution["VAE"](20)))
     with pytest.raises(ValueError, match="784"):
-        conditional.evaluate_generation(Flat(functions["CVAE"](4)))
+        conditional.evaluate_generation(Flat(solution["CVAE"](4)))
 
 
 def test_grading_budget_is_short(trained, monkeypatch):
@@ -606,7 +589,7 @@ def test_grading_budget_is_short(trained, monkeypatch):
 # --- through nbgrader: partial credit -------------------------------------------------------------
 
 def _ignore_label() -> str:
-    return patched("cvae", ("def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n",
+    return edited(cell_source(AID, "cvae"), ("def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n",
                             "def _with_label(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:\n        y = torch.zeros_like(y)\n"))
 
 

@@ -18,11 +18,11 @@ from torch.nn import functional as F
 from autograder.config import REPO
 from autograder.cells import grade_id, is_test_cell
 from autograder.cells import points as points_of
-from autograder.solutions import cell_source, load_solution
-from planted import answers, assert_graded, params
+from planted import answers, assert_graded, own_solution, params
 from helpers import gan
 
 AID = "05_gan"
+UNTIL = "loss_minimax"  # the `solution` fixture (conftest): the notebook up to this cell
 CPU = torch.device("cpu")
 
 
@@ -369,26 +369,21 @@ MM_WRONG = {
 
 NS_TESTS = ["test_loss_nonsaturating", "test_loss_nonsaturating_gradients", "test_loss_nonsaturating_stable"]
 PLANTED = {
-    "test_identities": {"the notebook's solution": (True, cell_source(AID, "identities")), **IDENTITIES},
-    "test_loss_derivatives": {"the notebook's solution": (True, cell_source(AID, "loss_derivatives")), **DERIVATIVES},
-    **{test: {"the notebook's solution": (True, cell_source(AID, "loss_nonsaturating")),
+    "test_identities": {**own_solution(AID, "identities"), **IDENTITIES},
+    "test_loss_derivatives": {**own_solution(AID, "loss_derivatives"), **DERIVATIVES},
+    **{test: {**own_solution(AID, "loss_nonsaturating"),
               **{name: (True, loss_cell("loss_nonsaturating", body)) for name, body in NS_RIGHT.items()},
               **{name: (False, loss_cell("loss_nonsaturating", body)) for name, body in NS_WRONG[test].items()}}
        for test in NS_TESTS},
-    "test_loss_minimax": {"the notebook's solution": (True, cell_source(AID, "loss_minimax")),
+    "test_loss_minimax": {**own_solution(AID, "loss_minimax"),
                           **{name: (True, loss_cell("loss_minimax", body)) for name, body in MM_RIGHT.items()},
                           **{name: (False, loss_cell("loss_minimax", body)) for name, body in MM_WRONG.items()}},
 }
 
 
-@pytest.fixture(scope="module")
-def solution_ns(one_thread):
-    return load_solution(AID, until="loss_minimax")
-
-
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
-def test_planted(solution_ns, test, right, answer):
-    assert_graded(AID, solution_ns, test, answer, right)
+def test_planted(solution, test, right, answer):
+    assert_graded(AID, solution, test, answer, right)
 
 
 def test_planted_submission_through_nbgrader(grade_planted):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.solutions import cell_source, load_solution
-from planted import answers, assert_graded, params
+from planted import answers, assert_graded, own_solution, params
 
 AID = "00_kl_elbo"
+UNTIL = "elbo"  # the `solution` fixture (conftest): the notebook up to this cell
 
 KL_DISCRETE = "def kl_discrete(p, q):\n{}\n"
 KL_DISCRETES = answers(KL_DISCRETE, {
@@ -272,7 +272,7 @@ ELBOS = answers(ELBO, {
     return terms.mean(0)"""),
 })
 
-PLANTED = {test: {"the notebook's solution": (True, cell_source(AID, cell)), **table} for test, cell, table in [
+PLANTED = {test: {**own_solution(AID, cell), **table} for test, cell, table in [
     ("test_kl_discrete", "kl_discrete", KL_DISCRETES),
     ("test_kl_gauss_1d", "kl_gauss_1d", KL_GAUSS_1DS),
     ("test_kl_diag_gauss", "kl_diag_gauss", KL_DIAGS),
@@ -283,12 +283,7 @@ PLANTED = {test: {"the notebook's solution": (True, cell_source(AID, cell)), **t
 ]}
 
 
-@pytest.fixture(scope="module")
-def functions(one_thread):
-    return load_solution(AID, until="elbo")
-
-
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
-def test_planted(functions, test, right, answer):
-    assert_graded(AID, functions, test, answer, right)
+def test_planted(solution, test, right, answer):
+    assert_graded(AID, solution, test, answer, right)
 

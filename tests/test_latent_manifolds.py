@@ -8,10 +8,8 @@ slider cells are run under and outside grading.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import shutil
-import warnings
 
 import ipywidgets
 import numpy as np
@@ -20,21 +18,11 @@ import torch
 from PIL import Image
 
 from autograder.solutions import cell_source, load_solution
-from planted import Table, answers, assert_graded, params
+from planted import Table, answers, assert_graded, own_solution, params, stderr_of
 from helpers import widgets
 
 AID = "03_latent_manifolds"
-
-
-def reference(gid: str) -> dict[str, tuple[bool, str]]:
-    """The source notebook's own solution cell, as a student's answer."""
-    return {"reference": (True, cell_source(AID, gid))}
-
-
-@pytest.fixture(scope="module")
-def given(one_thread):
-    """The notebook's namespace up to the given models (no training)."""
-    return load_solution(AID, until="models")
+UNTIL = "models"  # the `solution` fixture (conftest): the notebook up to this cell
 
 
 SWEEP = "import numpy as np\ndef latent_sweep(lo, hi, step):\n    {}\n"
@@ -169,31 +157,27 @@ RECS = answers(REC_ONLY, {
 
 
 PLANTED: Table = {
-    "test_latent_sweep": {**reference("latent_sweep"), **SWEEPS},
-    "test_latent_grid": {**reference("latent_grid"), **GRIDS},
-    "test_percentile_grid": {**reference("percentile_grid"), **PERCENTILES},
-    "test_interpolate": {**reference("interpolate"), **INTERPOLATES},
-    "test_reconstruction_only": {**reference("reconstruction_only"), **RECS},
+    "test_latent_sweep": {**own_solution(AID, "latent_sweep"), **SWEEPS},
+    "test_latent_grid": {**own_solution(AID, "latent_grid"), **GRIDS},
+    "test_percentile_grid": {**own_solution(AID, "percentile_grid"), **PERCENTILES},
+    "test_interpolate": {**own_solution(AID, "interpolate"), **INTERPOLATES},
+    "test_reconstruction_only": {**own_solution(AID, "reconstruction_only"), **RECS},
 }
 
 
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
-def test_planted(given, test, right, answer):
+def test_planted(solution, test, right, answer):
     """Each test cell keeps the points of correct answers and takes those of mistakes."""
-    assert_graded(AID, given, test, answer, right)
+    assert_graded(AID, solution, test, answer, right)
 
 
-def test_reference_test_cells_write_nothing_to_stderr(given):
+def test_reference_test_cells_write_nothing_to_stderr(solution):
     """nbgrader gives 0 to a test cell with stderr output: no warnings, no progress bars."""
-    ns = dict(given)
+    ns = dict(solution)
     for cases in PLANTED.values():
-        exec(compile(cases["reference"][1], "<reference>", "exec"), ns)
+        exec(compile(cases["the notebook's solution"][1], "<reference>", "exec"), ns)
     for gid in PLANTED:
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            exec(compile(cell_source(AID, gid), gid, "exec"), dict(ns))
-        assert not err.getvalue() and not caught, f"{gid}: {err.getvalue()!r} {[str(w.message) for w in caught]}"
+        assert stderr_of(AID, ns, gid) == "", gid
 
 
 # --- widgets: the pure callback, the views, and the notebook's slider cells -----------------

@@ -15,15 +15,11 @@ import torch
 
 from autograder import evaluate as trusted
 from autograder.solutions import cell_source, load_solution
-from planted import Table, answers, assert_graded, params, with_answer
+from planted import Table, answers, assert_graded, own_solution, params, stderr_of, with_answer
 from test_kl_elbo import KL_NORMALS
 
 AID = "02_vae"
-
-
-def reference(gid: str) -> dict[str, tuple[bool, str]]:
-    """The source notebook's own solution cell, as a student's answer."""
-    return {"reference": (True, cell_source(AID, gid))}
+UNTIL = "negative_elbo_bound"  # the `solution` fixture (conftest): the notebook up to this cell
 
 
 # --- kl_normal ---------------------------------------------------------------------------------
@@ -350,21 +346,14 @@ GAUSSIANS = {
 }
 
 PLANTED: Table = {
-    "test_kl_normal": {**reference("kl_normal"), **KL_NORMALS},
-    "test_sample_gaussian": {**reference("sample_gaussian"), **SAMPLERS},
-    "test_log_bernoulli": {**reference("log_bernoulli_with_logits"), **BERNOULLIS},
-    "test_negative_elbo_bound": {**reference("negative_elbo_bound"), **NELBOS},
-    "test_negative_iwae_bound": {**reference("negative_iwae_bound"), **IWAES},
-    "test_gaussian_vae": {**reference("gaussian_vae"), **GAUSSIANS},
+    "test_kl_normal": {**own_solution(AID, "kl_normal"), **KL_NORMALS},
+    "test_sample_gaussian": {**own_solution(AID, "sample_gaussian"), **SAMPLERS},
+    "test_log_bernoulli": {**own_solution(AID, "log_bernoulli_with_logits"), **BERNOULLIS},
+    "test_negative_elbo_bound": {**own_solution(AID, "negative_elbo_bound"), **NELBOS},
+    "test_negative_iwae_bound": {**own_solution(AID, "negative_iwae_bound"), **IWAES},
+    "test_gaussian_vae": {**own_solution(AID, "gaussian_vae"), **GAUSSIANS},
 }
 ON_THE_TRAINED_MODEL = {"test_negative_iwae_bound"}  # the others run before any training
-
-
-@pytest.fixture(scope="module")
-def functions(one_thread):
-    """The notebook's namespace up to the VAE (no training)."""
-    torch.manual_seed(0)
-    return load_solution(AID, until="negative_elbo_bound")
 
 
 @pytest.fixture(scope="module")
@@ -391,24 +380,17 @@ def class_restored(cls: type):
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
 def test_planted(request, test, right, answer):
     """Each test cell keeps the points of correct answers and takes those of mistakes."""
-    ns = request.getfixturevalue("trained" if test in ON_THE_TRAINED_MODEL else "functions")
+    ns = request.getfixturevalue("trained" if test in ON_THE_TRAINED_MODEL else "solution")
     with class_restored(ns["VAE"]):
         assert_graded(AID, ns, test, answer, right)
 
 
-def test_reference_test_cells_write_nothing_to_stderr(functions, trained):
+def test_reference_test_cells_write_nothing_to_stderr(solution, trained):
     """nbgrader gives 0 to a test cell with stderr output: no warnings, no progress bars."""
-    import contextlib
-    import io
-    import warnings
-
-    for test, ns in [(t, trained if t in ON_THE_TRAINED_MODEL else functions) for t in PLANTED]:
-        err = io.StringIO()
-        with class_restored(ns["VAE"]), contextlib.redirect_stderr(err), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            student = with_answer(ns, PLANTED[test]["reference"][1])
-            exec(compile(cell_source(AID, test), test, "exec"), dict(student))
-        assert not err.getvalue() and not caught, f"{test}: {err.getvalue()!r} {[str(w.message) for w in caught]}"
+    for test, ns in [(t, trained if t in ON_THE_TRAINED_MODEL else solution) for t in PLANTED]:
+        with class_restored(ns["VAE"]):
+            student = with_answer(ns, PLANTED[test]["the notebook's solution"][1])
+            assert stderr_of(AID, student, test) == "", test
 
 
 def test_quality_cell_passes_the_reference(trained, monkeypatch):
@@ -416,12 +398,12 @@ def test_quality_cell_passes_the_reference(trained, monkeypatch):
     exec(compile(cell_source(AID, "test_quality"), f"<{AID} test_quality>", "exec"), dict(trained))
 
 
-def test_trusted_evaluator_ignores_the_students_loss(functions):
+def test_trusted_evaluator_ignores_the_students_loss(solution):
     """The evaluator uses only enc, dec and the prior: a loss that lies changes nothing."""
     torch.manual_seed(0)
-    model = functions["VAE"](z_dim=10)
+    model = solution["VAE"](z_dim=10)
     before = trusted.nelbo(model, repeat=20)
-    liar = with_answer(functions, """
+    liar = with_answer(solution, """
     class Liar(VAE):
         def negative_elbo_bound(self, x):
             zero = torch.zeros(())
@@ -520,7 +502,7 @@ def test_quality_test_uses_the_trusted_evaluator(grade_planted, student, overrid
     assert 0 < score.auto < score.auto_max
 
 
-def test_runs_cell_reports_every_metric_and_shows_the_grids_side_by_side(functions, tmp_path, monkeypatch):
+def test_runs_cell_reports_every_metric_and_shows_the_grids_side_by_side(solution, tmp_path, monkeypatch):
     """The full-run-only cell (section 8), on tiny budgets: mean +- SE of NELBO, KL and Rec per
     budget, and one sample grid per budget saved and shown."""
     import matplotlib
@@ -531,7 +513,7 @@ def test_runs_cell_reports_every_metric_and_shows_the_grids_side_by_side(functio
     assert src != cell_source(AID, "runs")
     monkeypatch.setattr(runtime, "grading", lambda: False)
     x_subset = data.fixed_test_subset("mnist")[0]
-    ns = dict(functions, RESULTS=tmp_path, x_train=data.load("mnist", "train")[0], x_subset=x_subset)
+    ns = dict(solution, RESULTS=tmp_path, x_train=data.load("mnist", "train")[0], x_subset=x_subset)
     run_output = []
     monkeypatch.setattr("builtins.print", lambda *a, **k: run_output.append(" ".join(map(str, a))))
     exec(compile(src, "<runs>", "exec"), ns)
