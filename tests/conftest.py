@@ -1,4 +1,5 @@
-"""Shared fixtures: a scratch nbgrader course over the real notebooks, and grading helpers."""
+"""Shared fixtures: a scratch nbgrader course over the real notebooks, grading helpers, and for
+the notebook test modules the reference namespace (`solution`) and one CPU thread (`one_thread`)."""
 from __future__ import annotations
 
 import os
