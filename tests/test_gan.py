@@ -133,6 +133,13 @@ def loss_cell(name: str, body: str) -> str:
 
 
 D_LOSS = "d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake.detach())).mean()"
+
+
+def with_g_loss(expr: str) -> str:
+    """A body with the fakes drawn once, the right ``d_loss``, and ``g_loss = expr``."""
+    return f"x_fake = g(z)\n{D_LOSS}\ng_loss = {expr}\nreturn d_loss, g_loss"
+
+
 NS_RIGHT = {  # loss_nonsaturating, correct
     "BCE with logits": """
         x_fake = g(z)
@@ -167,16 +174,8 @@ NS_WRONG = {  # loss_nonsaturating: {test cell that names the mistake: {name: bo
             d_loss = -(F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean())
             g_loss = F.softplus(-d(x_fake)).mean()
             return d_loss, g_loss""",
-        "g_loss sign flipped": f"""
-            x_fake = g(z)
-            {D_LOSS}
-            g_loss = -F.softplus(-d(x_fake)).mean()
-            return d_loss, g_loss""",
-        "the minimax g_loss instead": f"""
-            x_fake = g(z)
-            {D_LOSS}
-            g_loss = -F.softplus(d(x_fake)).mean()
-            return d_loss, g_loss""",
+        "g_loss sign flipped": with_g_loss("-F.softplus(-d(x_fake)).mean()"),
+        "the minimax g_loss instead": with_g_loss("-F.softplus(d(x_fake)).mean()"),
         "sigmoid, then the logit formulas": """
             x_fake = g(z)
             p_real, p_fake = torch.sigmoid(d(x_real)), torch.sigmoid(d(x_fake))
@@ -193,11 +192,7 @@ NS_WRONG = {  # loss_nonsaturating: {test cell that names the mistake: {name: bo
             d_loss = F.softplus(-d(x_fake.detach())).mean() + F.softplus(d(x_real)).mean()
             g_loss = F.softplus(-d(x_fake)).mean()
             return d_loss, g_loss""",
-        "g_loss of the real images": f"""
-            x_fake = g(z)
-            {D_LOSS}
-            g_loss = F.softplus(-d(x_real)).mean()
-            return d_loss, g_loss""",
+        "g_loss of the real images": with_g_loss("F.softplus(-d(x_real)).mean()"),
         "BCE over the real and fake batches concatenated (half of L_D)": """
             x_fake = g(z)
             h = torch.cat([d(x_real), d(x_fake.detach())])
@@ -269,11 +264,7 @@ NS_WRONG = {  # loss_nonsaturating: {test cell that names the mistake: {name: bo
             d_loss = F.softplus(-d(x_real)).mean() + F.softplus(d(x_fake)).mean()
             g_loss = F.softplus(-d(x_fake)).mean()
             return d_loss, g_loss""",
-        "the discriminator's output detached for g_loss": f"""
-            x_fake = g(z)
-            {D_LOSS}
-            g_loss = F.softplus(-d(x_fake).detach()).mean()
-            return d_loss, g_loss""",
+        "the discriminator's output detached for g_loss": with_g_loss("F.softplus(-d(x_fake).detach()).mean()"),
         "g_loss under torch.no_grad()": f"""
             x_fake = g(z)
             {D_LOSS}
@@ -307,41 +298,13 @@ MM_RIGHT = {  # loss_minimax, correct
         return d_loss, g_loss""",
 }
 MM_WRONG = {
-    "g_loss sign flipped": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = F.softplus(d(x_fake)).mean()
-        return d_loss, g_loss""",
-    "the non-saturating g_loss instead": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = F.softplus(-d(x_fake)).mean()
-        return d_loss, g_loss""",
-    "minus the non-saturating g_loss": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = -F.softplus(-d(x_fake)).mean()
-        return d_loss, g_loss""",
-    "log of 1 - probability": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = torch.log(1 - torch.sigmoid(d(x_fake))).mean()
-        return d_loss, g_loss""",
-    "log1p(-sigmoid(h))": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = torch.log1p(-torch.sigmoid(d(x_fake))).mean()
-        return d_loss, g_loss""",
-    "the fakes detached for g_loss": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = -F.softplus(d(x_fake.detach())).mean()
-        return d_loss, g_loss""",
-    "g_loss summed over the batch": f"""
-        x_fake = g(z)
-        {D_LOSS}
-        g_loss = -F.softplus(d(x_fake)).sum()
-        return d_loss, g_loss""",
+    "g_loss sign flipped": with_g_loss("F.softplus(d(x_fake)).mean()"),
+    "the non-saturating g_loss instead": with_g_loss("F.softplus(-d(x_fake)).mean()"),
+    "minus the non-saturating g_loss": with_g_loss("-F.softplus(-d(x_fake)).mean()"),
+    "log of 1 - probability": with_g_loss("torch.log(1 - torch.sigmoid(d(x_fake))).mean()"),
+    "log1p(-sigmoid(h))": with_g_loss("torch.log1p(-torch.sigmoid(d(x_fake))).mean()"),
+    "the fakes detached for g_loss": with_g_loss("-F.softplus(d(x_fake.detach())).mean()"),
+    "g_loss summed over the batch": with_g_loss("-F.softplus(d(x_fake)).sum()"),
     "real and fake swapped in d_loss": """
         x_fake = g(z)
         d_loss = F.softplus(-d(x_fake.detach())).mean() + F.softplus(d(x_real)).mean()
