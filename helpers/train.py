@@ -11,8 +11,9 @@ import csv
 import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from matplotlib.figure import Figure
@@ -92,6 +93,16 @@ def train_vae(model: nn.Module, x: torch.Tensor, iterations: int, batch_size: in
     return history
 
 
+@contextmanager
+def _evaluation_images(x: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
+    """The block runs with torch's global generator seeded with ``seed`` (its state restored
+    after) on ``x`` (n, 784) binarized once by ``data.binarized(x, seed)``, the images the
+    course's evaluator grades on."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield data.binarized(x, seed)
+
+
 @torch.no_grad()
 def evaluate_lower_bound(model: nn.Module, x: torch.Tensor, repeat: int = 100, seed: int = 0
                          ) -> tuple[float, float, float]:
@@ -103,9 +114,7 @@ def evaluate_lower_bound(model: nn.Module, x: torch.Tensor, repeat: int = 100, s
     restored afterwards, so evaluating during training leaves its noise as it was.
     """
     totals = torch.zeros(3)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        xb = data.binarized(x, seed)
+    with _evaluation_images(x, seed) as xb:
         for _ in range(repeat):
             totals += torch.stack([t.detach().float().cpu() for t in model.negative_elbo_bound(xb)])
     nelbo, kl, rec = (totals / repeat).tolist()
@@ -126,9 +135,7 @@ def evaluate_iwae_bound(model: nn.Module, x: torch.Tensor, iw: int, repeat: int 
     repeat = max(100 // iw, 1) if repeat is None else repeat
     per_call = max(1, chunk // iw)
     total = 0.0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        xb = data.binarized(x, seed)
+    with _evaluation_images(x, seed) as xb:
         for _ in range(repeat):
             for i in range(0, len(xb), per_call):
                 part = xb[i: i + per_call]
