@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw
 
 from autograder.config import REPO
 from autograder.solutions import cell_source, load_solution
-from planted import assert_graded, edited, grade_in_process, params
+from planted import assert_graded, edited, grade_in_process, own_solution, params
 from test_autoencoder import KL_REFERENCE, KL_TO_PRIOR
 from helpers import celeba, runtime
 from helpers.train import run_name
@@ -327,7 +327,7 @@ def test_without_celeba_the_graded_parts_still_run_and_earn_full_marks(tmp_path,
     assert ns["vae"] is None and "there is no folder" in ns["MISSING"] and celeba.OFFICIAL_PAGE in ns["MISSING"]
     assert not (tmp_path / "results").exists()
     earned = grade_in_process(AID, ns)
-    assert earned == {"test_encoder": 3.0, "test_decoder": 3.0, "test_vae_loss": 3.0}
+    assert earned == {"test_encoder": 3.0, "test_decoder": 3.0, "test_vae_loss": 3.0, "test_conv_vae": 2.0}
 
 
 # --- planted answers --------------------------------------------------------------------------------
@@ -447,7 +447,37 @@ LOSSES = {
     "exponentiates logvar in place": (False, edited(LOSS, (KL, "kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp_()).sum(1)"))),
 }
 
-PLANTED = {"test_encoder": ENCODERS, "test_decoder": DECODERS, "test_vae_loss": LOSSES}
+CONV_VAE = cell_source(AID, "conv_vae")
+LOSS_BODY = """        mu, logvar = self.encoder(x)
+        eps = torch.randn_like(mu)
+        return vae_loss(x, self.decoder(mu + eps * (0.5 * logvar).exp()), mu, logvar)"""
+SAMPLE = "self.decoder(mu + eps * (0.5 * logvar).exp())"
+RECONSTRUCT = "return self.decoder(mu).sigmoid()"
+GENERATE = "        return self.decoder(z).sigmoid()"
+CONV_VAES = {
+    **own_solution(AID, "conv_vae"),
+    "Normal.rsample": (True, edited(CONV_VAE, (LOSS_BODY, """        mu, logvar = self.encoder(x)
+        z = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).rsample()
+        return vae_loss(x, self.decoder(z), mu, logvar)"""))),
+    "standard deviation as sqrt(exp(logvar))": (True, edited(CONV_VAE, (SAMPLE, "self.decoder(mu + eps * logvar.exp().sqrt())"))),
+    "torch.sigmoid": (True, edited(CONV_VAE, (RECONSTRUCT, "return torch.sigmoid(self.decoder(mu))"))),
+    "the loss decodes the mean (no sample)": (False, edited(CONV_VAE, (SAMPLE, "self.decoder(mu)"))),
+    "logvar taken for the standard deviation": (False, edited(CONV_VAE, (SAMPLE, "self.decoder(mu + eps * logvar)"))),
+    "logvar taken for the variance": (False, edited(CONV_VAE, (SAMPLE, "self.decoder(mu + eps * logvar.abs().sqrt())"))),
+    "exp(logvar) as the standard deviation": (False, edited(CONV_VAE, (SAMPLE, "self.decoder(mu + eps * logvar.exp())"))),
+    "uniform noise": (False, edited(CONV_VAE, ("eps = torch.randn_like(mu)", "eps = torch.rand_like(mu)"))),
+    "the same noise every call": (False, edited(CONV_VAE, ("eps = torch.randn_like(mu)",
+                                                            "eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))"))),
+    "the sample detached": (False, edited(CONV_VAE, (SAMPLE, "self.decoder((mu + eps * (0.5 * logvar).exp()).detach())"))),
+    "reconstruct decodes a sample": (False, edited(CONV_VAE, ("        mu, _ = self.encoder(x)\n        " + RECONSTRUCT,
+                                                              "        mu, logvar = self.encoder(x)\n"
+                                                              "        return self.decoder(mu + torch.randn_like(mu) * (0.5 * logvar).exp()).sigmoid()"))),
+    "reconstruct returns logits": (False, edited(CONV_VAE, (RECONSTRUCT, "return self.decoder(mu)"))),
+    "generate draws its own codes": (False, edited(CONV_VAE, (GENERATE, "        return self.decoder(torch.randn_like(z)).sigmoid()"))),
+    "generate returns logits": (False, edited(CONV_VAE, (GENERATE, "        return self.decoder(z)"))),
+}
+
+PLANTED = {"test_encoder": ENCODERS, "test_decoder": DECODERS, "test_vae_loss": LOSSES, "test_conv_vae": CONV_VAES}
 
 
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
@@ -460,6 +490,6 @@ def test_sigmoid_decoder_loses_the_decoder_cell_only(grade_planted):
     kept, the written answer left to the TA."""
     score, cells = grade_planted(AID, "sigmoid_decoder", {"conv_decoder": DECODERS["sigmoid at the end"][1]})
     assert cells["test_decoder"] == 0
-    assert cells["test_encoder"] == 3 and cells["test_vae_loss"] == 3
+    assert cells["test_encoder"] == 3 and cells["test_vae_loss"] == 3 and cells["test_conv_vae"] == 2
     assert cells["answer_samples"] is None and score.needs_manual_grade
-    assert score.auto == 6 and score.auto_max == 9
+    assert score.auto == 8 and score.auto_max == 11

@@ -124,35 +124,41 @@ INTERPOLATES = answers(INTERPOLATE, {
 })
 
 
-REC_ONLY = "class RecOnlyVAE(VAE):\n    def loss(self, x):\n        m, v = self.enc.encode(x)\n        {}\n"
-SAMPLE = "z = m + v.sqrt() * torch.randn_like(m)\n        "
-NLL = "return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"
-RECS = answers(REC_ONLY, {
-    "the bound's rec term": (True, "return self.negative_elbo_bound(x)[2]"),
+REC = "def reconstruction_term(model, x, m, v):\n    {}\n"
+SAMPLE = "z = m + v.sqrt() * torch.randn_like(m)\n    "
+NLL = "return -Bernoulli(logits=model.dec.decode(z)).log_prob(x).sum(-1).mean()"
+RECS = answers(REC, {
     "binary_cross_entropy_with_logits": (True, SAMPLE + "return torch.nn.functional.binary_cross_entropy_with_logits("
-                                                        "self.dec.decode(z), x, reduction='sum') / len(x)"),
-    "Normal.rsample": (True, "z = Normal(m, v.sqrt()).rsample()\n"
-                             "        return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"),
-    "logsigmoid by hand": (True, SAMPLE + "logits = self.dec.decode(z)\n"
-                                          "        F = torch.nn.functional\n"
-                                          "        return -(x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1).mean()"),
-    "KL still in": (False, "return self.negative_elbo_bound(x)[0]"),
-    "decodes the mean (an autoencoder)": (False, "z = m\n        " + NLL),
-    "decodes a sample of the prior, not of q": (False, "z = torch.randn_like(m)\n        " + NLL),
-    "detached sample": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z.detach())).log_prob(x).sum(-1).mean()"),
+                                                        "model.dec.decode(z), x, reduction='sum') / len(x)"),
+    "Normal.rsample": (True, "z = Normal(m, v.sqrt()).rsample()\n    " + NLL),
+    "standard deviation through exp(log v / 2)": (True, "z = m + torch.exp(0.5 * v.log()) * torch.randn_like(m)\n    " + NLL),
+    "logsigmoid by hand": (True, SAMPLE + "logits = model.dec.decode(z)\n"
+                                          "    F = torch.nn.functional\n"
+                                          "    return -(x * F.logsigmoid(logits) + (1 - x) * F.logsigmoid(-logits)).sum(-1).mean()"),
+    # shortcuts through the notebook's given code (the models cell): they must not earn the points
+    "the given bound's rec term": (False, "return VAE.negative_elbo_bound(model, x)[2]"),
+    "the given autoencoder's loss": (False, "return AE.loss(model, x)"),
+    "the given bound's NELBO": (False, "return VAE.negative_elbo_bound(model, x)[0]"),
+    # mistakes
+    "KL still in": (False, SAMPLE + "kl = kl_divergence(Normal(m, v.sqrt()), Normal(0.0, 1.0)).sum(-1).mean()\n"
+                                    "    return kl - Bernoulli(logits=model.dec.decode(z)).log_prob(x).sum(-1).mean()"),
+    "encodes x again instead of using m and v": (False, "m, v = model.enc.encode(x)\n    " + SAMPLE + NLL),
+    "decodes the mean (an autoencoder)": (False, "z = m\n    " + NLL),
+    "decodes a sample of the prior, not of q": (False, "z = torch.randn_like(m)\n    " + NLL),
+    "detached sample": (False, SAMPLE + "return -Bernoulli(logits=model.dec.decode(z.detach())).log_prob(x).sum(-1).mean()"),
     "same noise every call (reseeded)": (False, "z = m + v.sqrt() * torch.randn(m.shape, generator=torch.Generator().manual_seed(0))\n"
-                                                "        " + NLL),
-    "v as standard deviation": (False, "z = m + v * torch.randn_like(m)\n        " + NLL),
-    "v as log-variance": (False, "z = m + torch.exp(0.5 * v) * torch.randn_like(m)\n        " + NLL),
-    "uniform noise": (False, "z = m + v.sqrt() * torch.rand_like(m)\n        " + NLL),
-    "probabilities passed as logits": (False, SAMPLE + "return -Bernoulli(logits=torch.sigmoid(self.dec.decode(z))).log_prob(x).sum(-1).mean()"),
-    "sum over the batch": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum()"),
-    "mean over pixels": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).mean()"),
-    "per image (batch,), not averaged": (False, SAMPLE + "return -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1)"),
-    "log-likelihood instead of its negative": (False, SAMPLE + "return Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()"),
-    "under torch.no_grad()": (False, "with torch.no_grad():\n            " + SAMPLE.replace("\n        ", "\n            ") + NLL),
-    "the whole tuple": (False, SAMPLE + "rec = -Bernoulli(logits=self.dec.decode(z)).log_prob(x).sum(-1).mean()\n"
-                                        "        return rec, {'rec': rec}"),
+                                                "    " + NLL),
+    "v as standard deviation": (False, "z = m + v * torch.randn_like(m)\n    " + NLL),
+    "v as log-variance": (False, "z = m + torch.exp(0.5 * v) * torch.randn_like(m)\n    " + NLL),
+    "uniform noise": (False, "z = m + v.sqrt() * torch.rand_like(m)\n    " + NLL),
+    "probabilities passed as logits": (False, SAMPLE + "return -Bernoulli(logits=torch.sigmoid(model.dec.decode(z))).log_prob(x).sum(-1).mean()"),
+    "sum over the batch": (False, SAMPLE + "return -Bernoulli(logits=model.dec.decode(z)).log_prob(x).sum()"),
+    "mean over pixels": (False, SAMPLE + "return -Bernoulli(logits=model.dec.decode(z)).log_prob(x).mean()"),
+    "per image (batch,), not averaged": (False, SAMPLE + "return -Bernoulli(logits=model.dec.decode(z)).log_prob(x).sum(-1)"),
+    "log-likelihood instead of its negative": (False, SAMPLE + "return Bernoulli(logits=model.dec.decode(z)).log_prob(x).sum(-1).mean()"),
+    "under torch.no_grad()": (False, "with torch.no_grad():\n        " + SAMPLE.replace("\n    ", "\n        ") + NLL),
+    "the whole tuple": (False, SAMPLE + "rec = -Bernoulli(logits=model.dec.decode(z)).log_prob(x).sum(-1).mean()\n"
+                                        "    return rec, {'rec': rec}"),
 })
 
 
