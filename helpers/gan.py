@@ -74,18 +74,36 @@ def gradients(loss: torch.Tensor, module: nn.Module, retain_graph: bool = False)
 
 def step(g: nn.Module, d: nn.Module, loss_fn: Loss, x_real: torch.Tensor,
          g_opt: torch.optim.Optimizer, d_opt: torch.optim.Optimizer,
-         device: torch.device) -> tuple[float, float]:
-    """One simultaneous update: both gradients are taken at the current parameters, then
-    both optimisers step. (Stepping ``d`` before ``g_loss.backward()`` changes tensors the
-    generator's graph still needs, which current torch refuses.) Returns the two losses."""
+         device: torch.device, order: str = "simultaneous") -> tuple[float, float]:
+    """One update of both networks; returns the two losses (``g_loss`` as the generator stepped on it).
+
+    ``order="simultaneous"``: both gradients are taken at the current parameters, then both
+    optimisers step. ``order="alternating"`` (discriminator first): the discriminator steps on
+    ``d_loss``, then ``loss_fn`` is called again and the generator steps on the ``g_loss`` of the
+    updated discriminator (fresh fakes). Stepping ``d`` and then calling ``g_loss.backward()`` on
+    the first call's graph, as CS236's loop did, changes tensors that graph still needs, which
+    current torch refuses; the second call is what that order means now.
+    """
+    if order not in ("simultaneous", "alternating"):
+        raise ValueError(f"order must be 'simultaneous' or 'alternating', got {order!r}")
     d_loss, g_loss = loss_fn(g, d, x_real, device=device)
+    if order == "alternating":
+        updates = [(d_opt, d, gradients(d_loss, d))]
+        _apply(updates)
+        g_loss = loss_fn(g, d, x_real, device=device)[1]
+        _apply([(g_opt, g, gradients(g_loss, g))])
+        return d_loss.item(), g_loss.item()
     d_grads = gradients(d_loss, d, retain_graph=True)
     g_grads = gradients(g_loss, g)
-    for opt, module, grads in ((d_opt, d, d_grads), (g_opt, g, g_grads)):
+    _apply([(d_opt, d, d_grads), (g_opt, g, g_grads)])
+    return d_loss.item(), g_loss.item()
+
+
+def _apply(updates: list[tuple[torch.optim.Optimizer, nn.Module, list[torch.Tensor]]]) -> None:
+    for opt, module, grads in updates:
         for p, grad in zip(module.parameters(), grads):
             p.grad = grad
         opt.step()
-    return d_loss.item(), g_loss.item()
 
 
 @dataclass
@@ -99,13 +117,15 @@ class History:
 def train(g: Generator, d: Discriminator, loss_fn: Loss, x: torch.Tensor, *,
           iterations: int | None = None, batch_size: int = 64, lr: float = 1e-3,
           out_dir: str | Path = "out", save_every: int = 100, device: torch.device | None = None,
-          generator: torch.Generator | None = None, progress: bool = True) -> History:
+          generator: torch.Generator | None = None, progress: bool = True,
+          order: str = "simultaneous") -> History:
     """Train ``g`` and ``d`` with ``loss_fn`` on images ``x`` ``(N, 784)`` in [0, 1].
 
     One epoch of shuffled mini-batches, or its first ``iterations`` if given. Adam with
     ``lr`` and betas (0.5, 0.999). Before update ``i`` with ``i % save_every == 0``, a 10x10
     grid from a fixed latent batch is saved as ``out_dir/fake_{i:04d}.png``. Returns a
     ``History`` (losses per iteration, paths of the grids in order); ``g`` and ``d`` end in eval mode.
+    ``order``: how each step updates the two networks (``step``).
 
     Its own loop, not ``train.Trainer``: each step updates two networks with two Adam
     optimisers (betas of GANs, not ``train.adam``'s) from one loss function that returns two
@@ -134,7 +154,7 @@ def train(g: Generator, d: Discriminator, loss_fn: Loss, x: torch.Tensor, *,
                 history.grids.append(plots.save_grid(g(z_fixed.to(device)).cpu(),
                                                      Path(out_dir) / f"fake_{i:04d}.png"))
             g.train()
-        d_loss, g_loss = step(g, d, loss_fn, xb.reshape(-1, 1, 28, 28).to(device), g_opt, d_opt, device)
+        d_loss, g_loss = step(g, d, loss_fn, xb.reshape(-1, 1, 28, 28).to(device), g_opt, d_opt, device, order)
         history.d_loss.append(d_loss)
         history.g_loss.append(g_loss)
         if i % 20 == 0:

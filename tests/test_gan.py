@@ -66,6 +66,34 @@ def test_step_takes_both_gradients_at_the_same_parameters():
     assert any(w.abs().sum() > 0 for w in want_g) and any(w.abs().sum() > 0 for w in want_d)
 
 
+def test_alternating_step_updates_d_then_g_against_the_updated_d():
+    """The homework's order: d steps on d_loss; then g steps on the g_loss of a second call of the
+    loss, taken against the updated discriminator."""
+    torch.manual_seed(0)
+    g, d = gan.Generator(dim_z=4, width=4), gan.Discriminator(width=4)
+    g2, d2 = copy.deepcopy(g), copy.deepcopy(d)
+    x = torch.rand(6, 1, 28, 28)
+    torch.manual_seed(1)
+    d_loss, _ = _nonsaturating(g, d, x, device=CPU)
+    want_d = torch.autograd.grad(d_loss, list(d.parameters()))
+    with torch.no_grad():
+        for p, w in zip(d.parameters(), want_d):
+            p -= w
+    g_loss = _nonsaturating(g, d, x, device=CPU)[1]  # the same random stream: the second call's fakes
+    want_g = torch.autograd.grad(g_loss, list(g.parameters()))
+    torch.manual_seed(1)
+    losses = gan.step(g2, d2, _nonsaturating, x, torch.optim.SGD(g2.parameters(), lr=1.0),
+                      torch.optim.SGD(d2.parameters(), lr=1.0), CPU, order="alternating")
+    assert losses == pytest.approx((d_loss.item(), g_loss.item()), rel=1e-5)
+    for p, o in zip(d2.parameters(), d.parameters()):
+        assert torch.allclose(p, o, atol=1e-6)
+    for p, o, w in zip(g2.parameters(), g.parameters(), want_g):
+        assert torch.allclose(p, o - w, atol=1e-6)
+    with pytest.raises(ValueError, match="order"):
+        gan.step(g2, d2, _nonsaturating, x, torch.optim.SGD(g2.parameters(), lr=1.0),
+                 torch.optim.SGD(d2.parameters(), lr=1.0), CPU, order="g_first")
+
+
 def test_gradients_of_an_unconnected_loss_are_zero():
     g = gan.Generator(dim_z=4, width=4)
     grads = gan.gradients(torch.tensor(1.0), g)
