@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -61,3 +62,62 @@ def test_release_contains_no_solution_and_no_hidden_test(course: Course, release
         if is_solution_cell(cell):
             assert (CODE_STUB.splitlines()[-1] in cell.source if cell.cell_type == "code"
                     else cell.source == "YOUR ANSWER HERE")
+
+
+# --- what the text says: nothing students cannot read, no claim that is false ------------------
+# Documents the course draws on but does not hand out: a student cannot look them up, so the
+# notebook must say what it means itself (CS236, a public course, may be named).
+ELSEWHERE = re.compile(r"Project 3|lab guide|the guide's|guide §|manifold report|footnote|\bTask [ABC]\b|the homework's",
+                       re.IGNORECASE)
+EQUALITY = re.compile(r"`([^`\n]*==[^`\n]*)`")  # `0.3 / 0.1 == 2.9999999999999996`
+IS_VALUE = re.compile(r"`([^`\n]+)`\s+is\s+`([^`\n]+)`")  # `torch.sigmoid(torch.tensor(-120.))` is `0`
+
+
+def public_markdown(path: Path) -> list[tuple[str, str]]:
+    """``(grade_id or position, source)`` of the markdown cells students see (not reference answers)."""
+    nb = nbformat.read(path, as_version=4)
+    return [(grade_id(c) or str(i), c.source) for i, c in enumerate(nb.cells)
+            if c.cell_type == "markdown" and not is_solution_cell(c)]
+
+
+def arithmetic(expr: str):
+    """The value of an expression of number literals and + - * / ** (None if it is anything else)."""
+    import ast
+    tree = ast.parse(expr, mode="eval")
+    allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Compare, ast.Add, ast.Sub, ast.Mult,
+               ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Eq)
+    if not all(isinstance(n, allowed) for n in ast.walk(tree)):
+        return None
+    return eval(compile(tree, "<claim>", "eval"), {"__builtins__": {}})
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=ASSIGNMENTS)
+def test_text_names_no_document_that_is_not_part_of_the_course(path):
+    for gid, source in public_markdown(path):
+        found = ELSEWHERE.findall(source)
+        assert not found, f"{gid} refers to {found}: say what is meant in the notebook itself"
+
+
+def test_numeric_claims_in_the_text_hold():
+    """Every `a == b` of number literals in a notebook's text is true in Python, and every
+    `expression` is `value` that runs without the notebook's own names gives that value."""
+    import math
+
+    import torch
+    checked = 0
+    for path in SOURCES:
+        for gid, source in public_markdown(path):
+            for claim in EQUALITY.findall(source):
+                value = arithmetic(claim)
+                if value is not None:
+                    assert value is True, f"{path.stem} {gid}: `{claim}` is false in Python"
+                    checked += 1
+            for expr, want in IS_VALUE.findall(source):
+                try:
+                    got = eval(expr, {"torch": torch, "math": math})  # the course's own text, not a student's
+                except NameError:
+                    continue  # uses the notebook's own functions (its tests check those)
+                got = got.tolist() if isinstance(got, torch.Tensor) else got
+                assert got == arithmetic(want), f"{path.stem} {gid}: `{expr}` is {got}, the text says {want}"
+                checked += 1
+    assert checked >= 3, "the claims this test is for were not found"

@@ -15,7 +15,7 @@ from autograder.__main__ import main
 from autograder.bundle import write_bundle
 from autograder.config import REPO
 from autograder.course import Course
-from autograder.leaks import public_text, secret_lines
+from autograder.leaks import calendar_secrets, open_leaks, public_text
 from autograder.schedule import Dates, Schedule, ScheduleError
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir())
@@ -28,8 +28,10 @@ def bundle(course, tmp_path_factory):
 
 
 SOURCES = {aid: nbformat.read(REPO / "notebooks" / aid / f"{aid}.ipynb", as_version=4) for aid in ASSIGNMENTS}
-PUBLIC = "\n".join(public_text(nb) for nb in SOURCES.values())  # what every student sees anyway
-SECRETS = {aid: secret_lines(nb, PUBLIC) for aid, nb in SOURCES.items()}
+RELEASE = {aid: SCHEDULE.assignments[aid].release for aid in ASSIGNMENTS}
+CLOSES = {aid: SCHEDULE.closes(aid) for aid in ASSIGNMENTS}
+# public for an assignment: only what was released no later than it, by the calendar
+SECRETS = calendar_secrets(SOURCES, RELEASE)
 
 
 def lines_of(path: Path) -> set[str]:
@@ -58,9 +60,42 @@ def test_no_student_file_holds_a_solution_or_hidden_test_line(bundle):
     for path in files:
         text = lines_of(path)
         aid = path.parent.name if path.suffix == ".ipynb" else None
-        # a later notebook may hold what answers an earlier one only once that one is due
-        allowed = set(SCHEDULE.assignments[aid].after) if aid in SCHEDULE.assignments else set()
+        # a later notebook may hold what answers an earlier one only once that one is closed
+        allowed = ({a for a in ASSIGNMENTS if CLOSES[a] <= RELEASE[aid]} | set(SCHEDULE.assignments[aid].after)
+                   if aid in SCHEDULE.assignments else set())
         assert not leaks_in(text, allowed), f"{path.relative_to(bundle)} gives away {leaks_in(text, allowed)}"
+
+
+def test_no_notebook_released_while_another_is_open_holds_its_answers():
+    """By the calendar: a notebook released before an assignment is closed (due, plus the days a
+    late submission still earns points) holds no distinctive line of that assignment's solutions or
+    hidden tests, where only what was released no later than the assignment counts as public."""
+    assert not open_leaks(SOURCES, RELEASE, CLOSES)
+
+
+# Given code that once answered an open assignment (before #26): 06's ConvVAE, released 02-12 while
+# 04 could still earn points, held 04's reparameterised sample. The calendar-aware check must see it,
+# where counting every notebook's public text as public did not.
+GIVEN_06 = """class ConvVAE(nn.Module):
+    def forward(self, x):
+        mu, logvar = self.encoder(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        return self.decoder(z)
+"""
+
+
+def test_the_calendar_aware_check_sees_a_later_notebook_that_answers_an_open_one():
+    later = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(GIVEN_06)])
+    sources = {**SOURCES, "06_celeba_bonus": later}
+    found = open_leaks(sources, RELEASE, CLOSES)
+    assert found == {("04_conditional_generation", "06_celeba_bonus"): ["z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)"]}
+    # the same notebook released once 04 is closed gives nothing away any more
+    assert not open_leaks(sources, {**RELEASE, "06_celeba_bonus": CLOSES["04_conditional_generation"]}, CLOSES)
+    # counting every notebook's text as public, the line was not secret at all
+    everything = "\n".join(public_text(nb) for nb in sources.values())
+    from autograder.leaks import secret_lines
+    assert "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)" not in secret_lines(SOURCES["04_conditional_generation"], everything)
+    assert "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)" in calendar_secrets(sources, RELEASE)["04_conditional_generation"]
 
 
 def test_the_student_repository_holds_no_grading_code(bundle):
