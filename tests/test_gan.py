@@ -390,3 +390,28 @@ def test_planted_submission_through_nbgrader(grade_planted):
     lost = {gid for gid, pts in points.items() if cells[gid] != pts}
     assert lost == {"test_identities", "test_loss_nonsaturating_gradients"}, cells
     assert score.auto == score.auto_max - points["test_identities"] - points["test_loss_nonsaturating_gradients"]
+
+
+def test_given_code_and_text_do_not_hold_the_generator_losses():
+    """#26: the loss plot once drew -softplus(xi) and softplus(-xi) (the two generator losses) and the
+    text gave both softplus forms: the plot now calls the student's functions, the text neither form."""
+    nb = nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4)
+    given = [c.source for c in nb.cells if c.cell_type == "code" and not is_test_cell(c)
+             and not c.metadata.get("nbgrader", {}).get("solution")]
+    assert not [s for s in given if "softplus" in s or "logsigmoid" in s], "given code computes a loss from the logit"
+    plot = next(c.source for c in nb.cells if grade_id(c) == "plot-losses")
+    assert "loss_minimax" in plot and "loss_nonsaturating" in plot
+    text = "".join(c.source for c in nb.cells if c.cell_type == "markdown"
+                   and not c.metadata.get("nbgrader", {}).get("solution")).replace(" ", "")
+    assert "=-\\operatorname{softplus}" not in text, "the text states a softplus form of a loss"
+    assert "slope$-1$" not in text and "slope-1" not in text, "the text states dloss_ns's limit"
+
+
+def test_the_loss_plot_draws_the_students_losses(solution):
+    """The per-sample curves come from the notebook's loss_minimax and loss_nonsaturating."""
+    ns = dict(solution)
+    exec(compile(next(c.source for c in nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells
+                      if grade_id(c) == "plot-losses"), "plot-losses", "exec"), ns)
+    xi = ns["logits"]
+    assert ns["curves"]["your loss_minimax"] == pytest.approx((-F.softplus(xi)).tolist(), abs=1e-5)
+    assert ns["curves"]["your loss_nonsaturating"] == pytest.approx(F.softplus(-xi).tolist(), abs=1e-5)

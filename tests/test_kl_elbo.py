@@ -287,3 +287,28 @@ PLANTED = {test: {**own_solution(AID, cell), **table} for test, cell, table in [
 def test_planted(solution, test, right, answer):
     assert_graded(AID, solution, test, answer, right)
 
+
+
+# --- what students see states none of the answers -----------------------------------------------
+
+def public_compact() -> str:
+    """The notebook's public text (no solutions, no hidden tests), whitespace removed."""
+    import re
+
+    import nbformat
+
+    from autograder.config import REPO
+    from autograder.leaks import public_text
+    nb = nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4)
+    return re.sub(r"\s+", "", public_text(nb))
+
+
+@pytest.mark.parametrize("form, answers_what", [
+    (r"\frac{\sigma_{1,i}^2+(\mu_{1,i}-\mu_{2,i})^2}{2\sigma_{2,i}^2}", "kl_gauss_1d (the 1-D closed form inside section 3's sum)"),
+    (r"\frac{\sigma_1^2+(\mu_1-\mu_2)^2}{2\sigma_2^2}", "kl_gauss_1d"),
+    (r"\mu^2+\sigma^2-1-\log\sigma^2", "kl_to_standard_normal (its target)"),
+    ("qm**2+qv-1-qv.log()", "kl_normal against N(0, I) (once in the visible test)"),
+    ("v+m**2-1-v.log()", "kl_normal against N(0, I) (once in kl_full's visible test)"),
+])
+def test_the_given_text_states_no_closed_form_a_graded_cell_asks_for(form, answers_what):
+    assert form not in public_compact(), f"the given text answers {answers_what}"
