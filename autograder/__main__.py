@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import urllib.parse
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     p.add_argument("--course", type=Path, default=REPO,
                    help="course root holding notebooks/ and gradebook.db (default: this repository)")
-    p.add_argument("--db", metavar="URL",
-                   help=f"the gradebook's database, a SQLAlchemy URL such as postgresql://user:pw@host/dgm "
-                        f"(default: ${DB_ENV}, else gradebook.db in the course root)")
+    db = p.add_mutually_exclusive_group()
+    db.add_argument("--db", metavar="URL",
+                    help=f"the gradebook's database, a SQLAlchemy URL such as sqlite:///PATH (default: ${DB_ENV}, "
+                         f"else gradebook.db in the course root). One with a password belongs in --db-file or "
+                         f"${DB_ENV}: a command line is visible to every user of the machine (ps)")
+    db.add_argument("--db-file", type=Path, metavar="PATH",
+                    help="read the gradebook's URL (e.g. postgresql://user:pw@host/dgm) from this file's first line, "
+                         "e.g. the hub's course/gradebook_url")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("release", help="build the student release (solutions stubbed, hidden tests removed)")
     r.add_argument("assignments", nargs="*", help="default: those whose release date has come (course.toml)")
@@ -80,17 +87,23 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory(prefix="dgm-selfcheck-") as tmp:
                     checks = selfcheck(Path(tmp), args.assignments or None)
             return 0 if all(c.ok for c in checks) else 1
-        course = Course(args.course, db_url=args.db)
+        course = Course(args.course, db_url=db_url(args))
         if args.command in ("release", "bundle"):
             schedule = Schedule.load()
             names = args.assignments or (course.assignments() if args.force else schedule.released(args.now))
+            held = []
             for aid in names:
                 try:
-                    schedule.check_release(aid, args.now)
+                    warning = schedule.check_release(aid, args.now, force=args.force)
                 except ScheduleError as e:
-                    if not args.force:
-                        raise
-                    print(f"warning (--force): {e}", file=sys.stderr)
+                    if args.assignments:
+                        raise  # named: refused with the reason
+                    held.append(aid)  # --force without names: all that the 'after' rule lets out
+                    print(f"held back: {e}", file=sys.stderr)
+                    continue
+                if warning:
+                    print(f"warning (--force): {warning}", file=sys.stderr)
+            names = [a for a in names if a not in held]
             if not names:
                 print("no assignment's release date has come (course.toml); name them, or use --now/--force")
             if args.command == "bundle":
@@ -144,6 +157,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{e.log}\nerror: {e}" if e.log else f"error: {e}", file=sys.stderr)
         return 2
     return 2
+
+
+def db_url(args) -> str | None:
+    """The gradebook's URL from ``--db-file`` or ``--db`` (None: ``$DGM_DB_URL`` or the course's SQLite);
+    warns when ``--db`` carries a password, which every user of the machine can read in ``ps``."""
+    if args.db_file is not None:
+        try:
+            lines = [ln.strip() for ln in args.db_file.read_text().splitlines() if ln.strip()]
+        except OSError as e:
+            raise GradingError(f"--db-file {args.db_file}: {e.strerror}") from None
+        if not lines:
+            raise GradingError(f"--db-file {args.db_file}: empty (one line: the database's URL)")
+        if os.stat(args.db_file).st_mode & 0o004:
+            print(f"warning: {args.db_file} is readable by every user: chmod o-r it", file=sys.stderr)
+        return lines[0]
+    if args.db and urllib.parse.urlsplit(args.db).password:
+        print(f"warning: --db puts the database's password on the command line, where every user of this "
+              f"machine can read it (ps): use --db-file PATH or ${DB_ENV} instead", file=sys.stderr)
+    return args.db
 
 
 if __name__ == "__main__":

@@ -71,6 +71,9 @@ def apply(c: Config, root: Path = REPO) -> Config:
     # The exchange through which assignments are released, submitted and returned: a folder
     # shared by instructor and students (JupyterHub: a shared volume; one machine: the default).
     c.Exchange.root = os.environ.get(EXCHANGE_ENV) or str(Path(root).resolve() / "exchange")
+    # The staff's collect takes a submission's student from its folder's owner, its time from the
+    # system, and copies regular files only (no links, FIFOs, devices; sizes capped): autograder.collect.
+    c.ExchangeFactory.collect = "autograder.collect.SafeCollect"
     return c
 
 

@@ -199,11 +199,33 @@ class Course:
                 w.writerow({k: getattr(s, k) for k in fields})
         return path
 
-    def add_submission(self, folder: Path, student: str, assignment: str) -> Path:
-        """Copy a student's assignment folder into ``submitted/`` (replacing an older copy)."""
+    def add_submission(self, folder: Path, student: str, assignment: str,
+                       refused: list[str] | None = None) -> Path:
+        """Copy a student's assignment folder into ``submitted/`` (replacing an older copy).
+
+        The copy is ``autograder.intake``'s: regular files only, within its caps; what it leaves
+        out (links, FIFOs, devices, files too large, too many) is appended to ``refused``, a reason
+        per path, and stays where it was. Raises ``GradingError`` if ``folder`` is not a folder
+        (a link to one included) or ``student``/``assignment`` are not plain ids."""
+        from . import intake
+        for what, name, pattern in (("student", student, intake.STUDENT_ID), ("assignment", assignment,
+                                                                           intake.ASSIGNMENT_ID)):
+            if not pattern.fullmatch(name):
+                raise GradingError(f"{name!r} is not a {what} id")
         dest = self.submitted(student, assignment)
-        if Path(folder).resolve() != dest.resolve():
-            if dest.exists():
+        if Path(folder).resolve() == dest.resolve():
+            return dest
+        try:
+            taken = intake.read(folder)
+        except intake.IntakeError as e:
+            raise GradingError(str(e)) from None
+        if dest.is_symlink() or dest.exists():
+            if dest.is_symlink() or not dest.is_dir():
+                dest.unlink()
+            else:
                 shutil.rmtree(dest)
-            shutil.copytree(folder, dest)
+        dest.mkdir(parents=True)
+        intake.write(dest, taken.files)
+        if refused is not None:
+            refused.extend(taken.reasons())
         return dest

@@ -8,6 +8,8 @@ is appended to the course's grade log (``Course.grade_log``, read by ``autograde
 from __future__ import annotations
 
 import csv
+import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -19,8 +21,8 @@ from tqdm.auto import tqdm
 
 from .cells import grade_id, is_graded
 from .course import Course, GradingError, Score
-from . import forkserver
-from .workers import Outcome, assignment_gradebook, make_task, merge, run_task
+from . import forkserver, intake
+from .workers import Outcome, SubmissionRefused, assignment_gradebook, make_task, merge, run_task
 
 
 @dataclass
@@ -41,13 +43,38 @@ class Result:
         return f"{self.student}/{self.assignment}: autograded {s.auto:g}/{s.auto_max:g}{manual}{failed}"
 
 
-def find_submissions(folder: Path) -> list[tuple[str, str, Path]]:
-    """``(student, assignment, path)`` for every ``<folder>/<student>/<assignment>/`` directory."""
+def find_submissions(folder: Path, refused: list[tuple[str, str, str]] | None = None) -> list[tuple[str, str, Path]]:
+    """``(student, assignment, path)`` for every ``<folder>/<student>/<assignment>/`` directory.
+
+    Folders are looked at with ``lstat``: a student's or assignment's entry that is a link (or a
+    FIFO, a device ...) is not followed but appended to ``refused`` as ``(student, assignment,
+    reason)`` (assignment ``-`` for a student's entry); plain files and hidden entries are ignored."""
     folder = Path(folder)
     if not folder.is_dir():
         raise GradingError(f"no such folder of submissions: {folder}")
-    return [(s.name, a.name, a) for s in sorted(folder.iterdir()) if s.is_dir()
-            and not s.name.startswith(".") for a in sorted(s.iterdir()) if a.is_dir()]
+    found = []
+    for s in sorted(os.listdir(folder)):
+        mode = _lmode(folder / s)
+        if s.startswith(".") or stat.S_ISREG(mode):
+            continue  # hidden, or a stray file beside the students' folders
+        if not stat.S_ISDIR(mode):
+            if refused is not None:
+                refused.append((s, "-", f"{s}: {intake.describe(mode)}, not graded"))
+            continue
+        for a in sorted(os.listdir(folder / s)):
+            mode = _lmode(folder / s / a)
+            if stat.S_ISDIR(mode):
+                found.append((s, a, folder / s / a))
+            elif not stat.S_ISREG(mode) and not a.startswith(".") and refused is not None:
+                refused.append((s, a, f"{s}/{a}: {intake.describe(mode)}, not graded"))
+    return found
+
+
+def _lmode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
 
 
 def grade_folder(course: Course, folder: Path, assignments: list[str] | None = None, workers: int = 1,
@@ -57,29 +84,42 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     A submission with an unknown assignment or without its notebook is not graded (a
     ``Result`` with the reason). One that breaks or exceeds its limits while grading gets 0
     for its tests, and the reason is kept in the Result and in its feedback notebook.
+    Submissions are taken by ``autograder.intake``: what it leaves out (links, FIFOs, devices,
+    files over their size, too many files) is named with its reason in the Result's error and in
+    a note at the top of the feedback; a notebook it refuses gets 0 with the reason, unrun. A
+    student's or assignment's folder that is a link is not graded (a Result with the reason).
     ``limits``: ``wall_clock``, ``memory_mb``, ``threads`` of ``workers.Task``.
     Graders are forked from a multiprocessing forkserver, so a script that calls this must
     guard its entry point with ``if __name__ == "__main__":``.
     """
     if scheduler is None:
         forkserver.warm_up()
-    results, tasks, gradebooks = [], [], {}
-    for student, assignment, path in find_submissions(folder):
+    results, tasks, gradebooks, notes = [], [], {}, {}
+    links: list[tuple[str, str, str]] = []
+    for student, assignment, path in find_submissions(folder, links):
         if assignments is not None and assignment not in assignments:
             continue
         result = Result(student, assignment)
+        reasons: list[str] = []
         try:
             course.check_assignment(assignment)
-            if not (path / f"{assignment}.ipynb").is_file():
+            if not os.path.lexists(path / f"{assignment}.ipynb"):
                 raise GradingError(f"no {assignment}.ipynb in {path}")
             course.ensure_released(assignment)
             if assignment not in gradebooks:
                 gradebooks[assignment] = assignment_gradebook(course.db_url, assignment)
-            tasks.append(make_task(course, student, assignment, course.add_submission(path, student, assignment),
-                                   gradebooks[assignment], hide=[Path(folder).resolve()], **limits))
+            dest = course.add_submission(path, student, assignment, refused=reasons)
+            reasons += earlier_refusals(dest)
+            tasks.append(make_task(course, student, assignment, dest, gradebooks[assignment], refused=reasons,
+                                   hide=[Path(folder).resolve()], **limits))
+        except SubmissionRefused as e:  # its notebook: 0 with the reason, nothing run
+            merge(course, Outcome(assignment, student, error=str(e)))
+            result.score, result.error = course.score(assignment, student), _join([str(e)] + reasons)
         except GradingError as e:
             result.error = str(e)
+        notes[student, assignment] = list(dict.fromkeys(reasons))
         results.append(result)
+    results += [Result(s, a, error=why) for s, a, why in links if assignments is None or a in assignments or a == "-"]
     by_key = {(r.student, r.assignment): r for r in results}
     foreign = {(t.student, t.assignment) for t in tasks if _foreign(course, t.assignment, t.files)}
     bar = tqdm(total=len(tasks), desc="grading", unit="submission", disable=not progress)
@@ -91,11 +131,48 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
         if result.error and (outcome.student, outcome.assignment) in foreign:
             result.error = (f"the notebook holds none of {outcome.assignment}'s graded cells "
                             f"(another assignment's notebook?); {result.error}")
+        left_out = notes.get((outcome.student, outcome.assignment))
+        if left_out:
+            note_refusals(course, outcome.student, outcome.assignment, left_out)
+            result.error = _join(([result.error] if result.error else []) + left_out)
         if seconds is not None:
             log_times(course, [result])
         bar.update()
     bar.close()
     return results
+
+
+NOTE_KEY = "dgm_intake"  # metadata of the note cell that names what was left out
+
+
+def _join(reasons: list[str]) -> str:
+    return "; ".join(reasons)
+
+
+def earlier_refusals(folder: Path) -> list[str]:
+    """What a safe ``collect`` left out of ``folder`` (``intake.REFUSED_FILE``, a reason a line)."""
+    try:
+        text = intake.read_file(folder, intake.REFUSED_FILE, 64 << 10).decode(errors="replace")
+    except intake.IntakeError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def note_refusals(course: Course, student: str, assignment: str, reasons: list[str]) -> None:
+    """A note at the top of each autograded notebook (so of the feedback): what was left out and why."""
+    text = ("**Not every file of this submission was taken** (the course takes regular files only, "
+            "within size limits):\n\n" + "\n".join(f"- {intake.markdown_text(r)}" for r in reasons))
+    for path in sorted(course.autograded(student, assignment).glob("*.ipynb")):
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # noqa: BLE001 -- an unreadable notebook keeps its own reason
+            continue
+        if nb.cells and nb.cells[0].metadata.get(NOTE_KEY):
+            nb.cells.pop(0)
+        cell = nbformat.v4.new_markdown_cell(text)
+        cell.metadata[NOTE_KEY] = True
+        nb.cells.insert(0, cell)
+        nbformat.write(nb, path)
 
 
 LOG_FIELDS = ["assignment", "student", "seconds", "finished", "error"]

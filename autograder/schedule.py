@@ -77,18 +77,27 @@ class Schedule:
         now = now or utcnow()
         return [a for a, d in sorted(self.assignments.items()) if d.release <= now]
 
-    def check_release(self, assignment: str, now: datetime | None = None) -> None:
-        """Raise ``ScheduleError`` unless ``assignment`` may go to students at ``now``."""
+    def check_release(self, assignment: str, now: datetime | None = None, force: bool = False) -> str | None:
+        """Raise ``ScheduleError`` unless ``assignment`` may go to students at ``now``.
+
+        ``force`` (the staff's ``--force``): a release date not yet come, or no dates at all, is
+        returned as a warning instead; the ``after`` rule is never lifted (the assignment would give
+        away the answers of one still open)."""
         now = now or utcnow()
         d = self.assignments.get(assignment)
+        warning = None
         if d is None:
-            raise ScheduleError(f"{assignment} has no dates in the course file")
-        if d.release > now:
-            raise ScheduleError(f"{assignment} is released on {d.release:{FORMAT}} UTC (course file)")
-        for earlier in d.after:
+            warning = f"{assignment} has no dates in the course file"
+        elif d.release > now:
+            warning = f"{assignment} is released on {d.release:{FORMAT}} UTC (course file)"
+        if warning and not force:
+            raise ScheduleError(warning)
+        for earlier in d.after if d else ():
             if self.closes(earlier) > now:
                 raise ScheduleError(f"{assignment} gives away {earlier}'s answers: it cannot go out before "
-                                    f"{earlier} is closed ({self.closes(earlier):{FORMAT}} UTC)")
+                                    f"{earlier} is closed ({self.closes(earlier):{FORMAT}} UTC)"
+                                    + (" - --force does not lift this" if force else ""))
+        return warning
 
 
 def read_course_file(path: Path, error: type[ScheduleError] = ScheduleError) -> dict:

@@ -13,12 +13,19 @@ exchange, so the student gets it with the Assignments tab or ``nbgrader fetch_fe
   TA for that submission replaces the early one (both are keyed by the submission's secret).
 * **Exactly once.** ``feedback-service/journal.json`` (written atomically) records every inbound
   folder by name with its state: ``queued``, ``grading``, ``graded``, ``error``, ``over_limit``,
-  ``skipped``. A grading that was running when the service died is redone from scratch at the
+  ``skipped``, ``refused``. A grading that was running when the service died is redone from scratch at the
   next start; it keeps the slot it was counted in. Submissions that arrived while the service
   was down are graded when it starts. One service per course (a lock file); graders left behind
   by a service that was killed are ended at the next start.
+* **Who and when, from the system.** A submission is its folder's owner's (``lstat``), never
+  the name's: a folder named for a classmate, for ``.``, ``..`` or ``*``, for someone not on the
+  roster or for an assignment not released is ``refused`` (journal and log, for the staff) and
+  counts for nobody. Its time is the latest ``st_ctime`` of the folder and its files, which the
+  student cannot set back; it is the ``timestamp.txt`` graded (late penalty) and the day counted.
+  Files are taken by ``autograder.intake``: no links, FIFOs or devices, sizes capped; what it
+  leaves out is named in the feedback (``autograder.intake``).
 * **Rate limit.** At most ``daily_limit`` graded submissions per student, assignment and UTC day
-  (of nbgrader's submission timestamp). One over the limit is kept (in inbound and the journal)
+  (of the submission's time, above). One over the limit is kept (in inbound and the journal)
   and its feedback says so; the latest submission is graded at the due date as usual.
 * **Hidden tests.** Their code never appears (``autograder.feedback.RedactHiddenTests``). With
   ``hidden_messages = "after_due_date"`` (default), before the due date a failing test cell that
@@ -32,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import stat
 import html
 import json
 import multiprocessing.forkserver
@@ -51,13 +59,15 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import parse_utc
 
-from . import forkserver, sandbox
+from . import forkserver, intake, sandbox
 from .config import COURSE_ID
 from .course import Course, GradingError
 from .cells import is_test_cell
 from .leaks import HIDDEN
-from .schedule import COURSE_FILE, FORMAT, ScheduleError, read_course_file
-from .workers import Outcome, assignment_gradebook, make_task, merge, private_paths, run_task
+from .intake import Refused
+from .schedule import COURSE_FILE, FORMAT, Schedule, ScheduleError, read_course_file
+from .workers import (Outcome, SubmissionRefused, assignment_gradebook, make_task, merge, private_paths,
+                      run_task)
 
 STATE_DIR = "feedback-service"        # in the course folder
 JOURNAL = "journal.json"
@@ -65,10 +75,10 @@ LOCK = "lock"
 POLICIES = ("after_due_date", "always")
 DEFAULT_LIMIT = 3
 MARKER = "DGM_FEEDBACK_SERVICE"        # in the environment of this service's graders: "<state dir>#<instance>"
-STAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d")  # how nbgrader's timestamps begin
 SECRET = re.compile(r"[0-9a-f]{128}")  # nbgrader's submission_secret.txt (secrets.token_hex(64))
 INCOMPLETE_AFTER_S = 600.0             # a folder without its secret after this long is not a submission
 NOTE_KEY = "dgm_service"               # metadata of the note cell the service adds to the feedback
+ROSTER_TTL_S = 30.0                    # how long the roster read from the gradebook and roster.csv is kept
 
 
 class SettingsError(ScheduleError):
@@ -140,8 +150,8 @@ class Entry:
     name: str                     # the inbound folder's name: the key
     student: str
     assignment: str
-    timestamp: str                # nbgrader's, from the name (UTC)
-    status: str = "queued"        # queued, grading, graded, error, over_limit, skipped
+    timestamp: str                # nbgrader's, from the name (UTC): as the student claims it
+    status: str = "queued"        # queued, grading, graded, error, over_limit, skipped, refused
     counted: bool = False         # holds one of the day's graded submissions
     slot: int = 0                 # which of the day's (1-based), if counted
     seen: str = ""                # when the service first took it (UTC, ISO 8601)
@@ -153,10 +163,23 @@ class Entry:
     max_score: float | None = None
     released: str | None = None   # when its feedback reached the exchange
     error: str | None = None
+    submitted: str = ""           # when it was handed in, from the system (nbgrader's format, UTC): see intake
+    owner: str = ""               # the user name of the folder's owner
+    refused: list[str] = field(default_factory=list)  # files the intake left out, a reason each
+
+    @property
+    def when(self) -> datetime:
+        """The submission's time: the system's (``submitted``); the name's for entries of old journals."""
+        for t in (self.submitted, self.timestamp):
+            try:
+                return submitted_at(t)
+            except (ValueError, OverflowError, TypeError):
+                pass
+        return datetime(1970, 1, 1)
 
     @property
     def day(self) -> str:
-        return f"{submitted_at(self.timestamp):%Y-%m-%d}"
+        return f"{self.when:%Y-%m-%d}"
 
 
 class Journal:
@@ -194,26 +217,22 @@ class Journal:
         return interrupted
 
     def used(self, student: str, assignment: str, day: str) -> int:
+        """Graded submissions of ``student`` (the folders' owner) of ``assignment`` on ``day`` (by the
+        system's time)."""
         return sum(1 for e in self.entries.values() if e.counted and e.student == student
                    and e.assignment == assignment and e.day == day)
 
 
-def parse_name(name: str) -> tuple[str, str, str] | None:
-    """``(student, assignment, timestamp)`` of an inbound folder name, or None.
-    ``<student>+<assignment>+<timestamp>`` with an optional ``+<random>`` (nbgrader's default)."""
-    parts = name.split("+")
-    for n_extra in (1, 0):  # nbgrader adds the random part by default
-        head = parts[:len(parts) - n_extra]
-        if len(head) < 3 or not STAMP.match(head[-1]):
-            continue
-        try:
-            submitted_at(head[-1])
-        except (ValueError, OverflowError):
-            continue
-        student, assignment = "+".join(head[:-2]), head[-2]
-        if student and assignment:
-            return student, assignment, head[-1]
-    return None
+def parse_name(name: str, released: set[str] | None = None) -> tuple[str, str, str] | None:
+    """``(student, assignment, timestamp)`` that an inbound folder's name claims
+    (``<student>+<assignment>+<timestamp>`` with an optional ``+<random>``, nbgrader's), or None if
+    it is not such a name. Raises ``intake.Refused`` with the reason for a student that is not an
+    id (``.``, ``..``, ``*``, a path) or an assignment not in ``released`` (if given). Whose the
+    submission is, is decided by its folder's owner (``intake.identify``), not by the name."""
+    parsed = intake.parse_name(name)
+    if parsed is not None and released is not None and parsed[1] not in released:
+        raise Refused(f"{parsed[1]} is not released: not graded")
+    return parsed
 
 
 def submitted_at(timestamp: str) -> datetime:
@@ -282,12 +301,16 @@ def limit_note(entry: Entry, policy: Policy, used: int, due: datetime | None, ma
            f"{entry.day} (UTC): the next one counts from {next_day(entry.day)} UTC (those before are kept, "
            "not graded now).")
     due_text = f"the due date ({due:{FORMAT}} UTC)" if due else "the due date"
-    lines = [f"**Early feedback** on your submission of {entry.timestamp}: graded submission "
+    received = f" (received {entry.when:{FORMAT}} UTC)" if entry.submitted else ""
+    lines = [f"**Early feedback** on your submission of {entry.timestamp}{received}: graded submission "
              f"{entry.slot} of {policy.daily_limit} on {entry.day} (UTC). {nxt}",
              f"This score is feedback only: the grade that counts is your latest submission's, "
              f"graded after {due_text}."]
     if masked:
         lines.append(f"Until {due_text}, a failing hidden test says only *failed*; its message shows after it.")
+    if entry.refused:
+        lines.append("**Not every file of this submission was taken** (the course takes regular files only, "
+                     "within size limits):\n\n" + "\n".join(f"- {intake.markdown_text(r)}" for r in entry.refused))
     return "\n\n".join(lines)
 
 
@@ -334,6 +357,7 @@ class Service:
         self._gradebooks: dict[str, bytes] = {}
         self._dask = None
         self._dask_futures: dict[str, object] = {}
+        self._roster: tuple[float, set[str] | None] | None = None
 
     @property
     def scratch(self) -> Course:
@@ -384,6 +408,10 @@ class Service:
             from dask.distributed import Client
             self._dask = Client(self.scheduler)
         self._prepare()
+        if self.roster() is None:
+            self.say("no roster (no students in the gradebook, no roster.csv): a submission is taken under the "
+                     "name it carries if root or this service's account owns its folder, else only under its "
+                     "owner's user name")
         self.say(f"serving {self.inbound} with {self.workers} worker(s)"
                  f"{f' on {self.scheduler}' if self.scheduler else ''}")
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grade")
@@ -436,6 +464,26 @@ class Service:
                 except GradingError as e:
                     self.say(f"cannot prepare {aid}: {e}")
 
+    def roster(self) -> set[str] | None:
+        """The course's student ids (``intake.load_roster``), read again every ``ROSTER_TTL_S``."""
+        now = time.monotonic()
+        if self._roster is None or now - self._roster[0] > ROSTER_TTL_S:
+            self._roster = (now, intake.load_roster(self.course.root, self.course.db_url))
+        return self._roster[1]
+
+    def released(self) -> set[str]:
+        """Assignments students have: in the exchange's outbound, or out by the course's calendar."""
+        outbound = self.exchange / self.course_id / "outbound"
+        try:
+            out = {n for n in os.listdir(outbound) if stat.S_ISDIR(os.lstat(outbound / n).st_mode)}
+        except OSError:
+            out = set()
+        try:
+            out |= set(Schedule.load(known=self.course.assignments()).released())
+        except ScheduleError:
+            pass
+        return out & set(self.course.assignments())
+
     def _gradebook(self, assignment: str) -> bytes:
         if assignment not in self._gradebooks:
             self.scratch.ensure_released(assignment)
@@ -445,31 +493,28 @@ class Service:
     # --- new submissions ----------------------------------------------------------------------------
     def scan(self) -> list[Entry]:
         """Take the new complete submissions in inbound, oldest first: queue each, or, over the
-        day's limit, release a note that it is kept. Returns the new entries."""
+        day's limit, release a note that it is kept; refuse (journal and log, nothing released) a
+        folder whose name is not its owner's, not an id or not a released assignment's. Returns
+        the new entries."""
         try:
             names = [n for n in os.listdir(self.inbound) if n not in self.journal.entries]
         except FileNotFoundError:
             return []
         new = []
+        released = self.released() if names else set()
         for name in names:
-            parsed = parse_name(name)
-            if parsed is None:
-                continue  # not nbgrader's (nbgrader's collect would fail on it too)
-            folder = self.inbound / name
-            ready = _complete(folder)
-            if ready is None:
-                try:
-                    age = time.time() - folder.stat().st_mtime
-                except OSError:
-                    continue
-                if age < INCOMPLETE_AFTER_S:
-                    continue  # still being written
-            new.append(Entry(name, *parsed, seen=iso(), status="queued" if ready else "skipped",
-                             error=None if ready else "incomplete: no submission_secret.txt"))
-        new.sort(key=lambda e: (submitted_at(e.timestamp), e.name))
+            try:
+                entry = self._admit(name, released)
+            except Refused as e:
+                parsed = _claimed(name)
+                entry = Entry(name, *parsed, seen=iso(), status="refused", error=str(e),
+                              submitted=intake.stamp(time.time()))
+            if entry is not None:
+                new.append(entry)
+        new.sort(key=lambda e: (e.when, e.name))
         for e in new:
             self.journal.entries[e.name] = e
-            if e.status == "skipped":
+            if e.status in ("skipped", "refused"):
                 continue
             try:
                 self.course.check_assignment(e.assignment)
@@ -490,32 +535,78 @@ class Service:
                 self.say(f"over the limit: {e.name} (kept; the latest is graded at the due date)")
             elif e.status == "skipped":
                 self.say(f"skipped {e.name}: {e.error}")
+            elif e.status == "refused":
+                self.say(f"REFUSED {e.name!r}{f' (owner {e.owner})' if e.owner else ''}: {e.error}")
             else:
                 self.say(f"queued {e.name} ({e.slot} of {self.settings.policy(e.assignment).daily_limit} "
                          f"on {e.day})")
         return new
 
+    def _admit(self, name: str, released: set[str]) -> Entry | None:
+        """The journal entry of a new inbound folder, None if it is not (yet) a submission; raises
+        ``Refused`` with the reason for one the course does not take."""
+        parsed = parse_name(name, released)
+        if parsed is None:
+            return None  # not nbgrader's (nbgrader's collect would fail on it too)
+        folder = self.inbound / name
+        try:
+            st = os.lstat(folder)
+        except OSError:
+            return None  # gone
+        if not stat.S_ISDIR(st.st_mode):
+            raise Refused(f"{intake.describe(st.st_mode)}, not a folder")
+        owner = intake.user_name(st.st_uid) or f"uid {st.st_uid}"
+        try:
+            student = intake.identify(st.st_uid, parsed[0], self.roster())
+        except Refused as e:
+            raise Refused(f"{e} (owner {owner})") from None
+        ready = _complete(folder)
+        if isinstance(ready, str):
+            raise Refused(ready)
+        if ready is None and time.time() - st.st_mtime < INCOMPLETE_AFTER_S:
+            return None  # still being written
+        try:
+            changed = intake.read(folder, contents=False).changed
+        except intake.IntakeError as e:
+            raise Refused(str(e)) from None
+        entry = Entry(name, student, parsed[1], parsed[2], seen=iso(), owner=owner,
+                      submitted=intake.stamp(min(changed, time.time())))
+        if not ready:
+            entry.status, entry.error = "skipped", "incomplete: no submission_secret.txt"
+        return entry
+
     def _next(self) -> Entry | None:
         queued = [e for e in self.journal.entries.values() if e.status == "queued"]
-        return min(queued, key=lambda e: (submitted_at(e.timestamp), e.name), default=None)
+        return min(queued, key=lambda e: (e.when, e.name), default=None)
 
     # --- grading ------------------------------------------------------------------------------------
     def _start(self, pool: ThreadPoolExecutor, entry: Entry):
         folder = self.inbound / entry.name
+        refused: list[str] = []
         try:
             gradebook = self._gradebook(entry.assignment)
             hide = private_paths(self.course) + [str(self.state)]
             task = make_task(self.scratch, entry.student, entry.assignment, folder, gradebook, hide=hide,
-                             **self.limits)
+                             refused=refused, **self.limits)
+            # its time: the latest change of what was read (looked at after reading it)
+            changed = intake.read(folder, contents=False).changed
+            entry.submitted = intake.stamp(max(changed, entry.when.replace(tzinfo=timezone.utc).timestamp()))
+            task.files["timestamp.txt"] = entry.submitted.encode()
+        except SubmissionRefused as e:  # the notebook itself: 0 with the reason, nothing run
+            task, refused = None, [str(e)]
         except (GradingError, OSError) as e:
             entry.status, entry.error, entry.finished = "error", f"could not be prepared: {e}", iso()
             self.journal.save()
             self.say(f"error {entry.name}: {entry.error}")
             return None
         entry.status, entry.started, entry.finished, entry.error = "grading", iso(), None, None
+        entry.refused = refused
         entry.attempts += 1
         self.journal.save()  # from here, a crash means: redo it
-        self.say(f"grading {entry.name}")
+        if task is None:
+            self.say(f"grading {entry.name}: its notebook was refused: {refused[0]}")
+            return pool.submit(lambda: (Outcome(entry.assignment, entry.student, error=refused[0]), 0.0))
+        self.say(f"grading {entry.name}" + (f" (left out: {'; '.join(refused)})" if refused else ""))
         return pool.submit(self._grade, entry.name, task)
 
     def _grade(self, name: str, task) -> tuple[Outcome, float]:
@@ -579,9 +670,18 @@ class Service:
 
     # --- releasing feedback --------------------------------------------------------------------------
     def _copy_stamps(self, entry: Entry, dest: Path) -> None:
+        """The submission's secret (read by ``intake``: no links, no FIFOs, 128 hex digits) and its
+        time from the system (``entry.submitted``) into ``dest``, for nbgrader's release_feedback."""
         dest.mkdir(parents=True, exist_ok=True)
-        for name in ("timestamp.txt", "submission_secret.txt"):
-            shutil.copyfile(self.inbound / entry.name / name, dest / name)
+        secret = intake.read_file(self.inbound / entry.name, "submission_secret.txt", 1024).decode(errors="replace")
+        if not SECRET.fullmatch(secret.strip()):
+            raise GradingError("submission_secret.txt is not nbgrader's secret")
+        for name, text in (("timestamp.txt", entry.submitted or entry.timestamp),
+                           ("submission_secret.txt", secret.strip())):
+            path = dest / name
+            if path.is_symlink():
+                path.unlink()
+            path.write_text(text)
 
     def _release_graded(self, entry: Entry) -> None:
         """Note and policy into the autograded notebooks, then nbgrader's generate_feedback and
@@ -611,10 +711,11 @@ class Service:
                 shutil.rmtree(folder)
             self._copy_stamps(entry, folder)
             page = over_limit_page(entry, self.settings.policy(entry.assignment), self.due(entry.assignment))
-            for nb in sorted((self.inbound / entry.name).glob("*.ipynb")):
-                (folder / f"{nb.stem}.html").write_text(page)
+            looked = intake.read(self.inbound / entry.name, contents=False)
+            for name in [n for n in looked.names if "/" not in n and n.endswith(".ipynb")]:
+                (folder / f"{name[:-len('.ipynb')]}.html").write_text(page)
             self._release(entry)
-        except (OSError, GradingError) as e:
+        except (OSError, GradingError) as e:  # intake.IntakeError included
             entry.error = f"its note could not be released: {e}"
         self.journal.save()
 
@@ -624,12 +725,23 @@ class Service:
         entry.released = iso()
 
 
-def _complete(folder: Path) -> bool | None:
-    """True once nbgrader's submit has written the folder's secret (its last file); None before."""
+def _complete(folder: Path) -> bool | str | None:
+    """True once nbgrader's submit has written the folder's secret (its last file); None before;
+    the reason if the secret is there but not a regular small file (a link, a FIFO ...), read by
+    ``intake`` (a FIFO never blocks the service)."""
     try:
-        return True if SECRET.fullmatch((folder / "submission_secret.txt").read_text().strip()) else None
+        data = intake.read_file(folder, "submission_secret.txt", 1024)
+    except intake.IntakeError as e:
+        return None if str(e).endswith(": missing") else str(e)
     except OSError:
         return None
+    return True if SECRET.fullmatch(data.decode(errors="replace").strip()) else None
+
+
+def _claimed(name: str) -> tuple[str, str, str]:
+    """What a refused folder's name claims, for the journal (``-`` where it says nothing usable)."""
+    parts = name.split("+")
+    return (parts[0] or "-", parts[1] if len(parts) > 1 else "-", parts[2] if len(parts) > 2 else "-")
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -707,9 +819,9 @@ def status(course: Course) -> str:
     """The journal, one line per submission (``serve --status``)."""
     journal = Journal(course.root / STATE_DIR / JOURNAL).load()
     lines = []
-    for e in sorted(journal.entries.values(), key=lambda e: (submitted_at(e.timestamp), e.name)):
+    for e in sorted(journal.entries.values(), key=lambda e: (e.when, e.name)):
         score = f" {e.score:g}/{e.max_score:g}" if e.score is not None else ""
-        lines.append(f"{e.student}/{e.assignment} {e.timestamp}: {e.status}{score}"
+        lines.append(f"{e.student}/{e.assignment} {e.submitted or e.timestamp}: {e.status}{score}"
                      f"{f' (try {e.attempts})' if e.attempts > 1 else ''}{f' - {e.error}' if e.error else ''}")
     return "\n".join(lines) or "no submissions seen yet"
 

@@ -13,7 +13,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import nbformat
 
 from nbgrader.api import Gradebook
 
-from . import forkserver, sandbox
+from . import forkserver, intake, sandbox
 from .config import DB_ENV, REPO
 from .torch_env import torch_env
 from .kernel import MODULES_ENV
@@ -30,8 +30,8 @@ DATA_ENV = "DGM_DATA"
 # Modules a notebook's tests score with, imported and guarded by the kernel when the notebook names them.
 GUARDED = ("sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate", "autograder.probes",
            "autograder.conditional")
-MAX_NOTEBOOK_MB = 20  # a submitted notebook above this is refused (its outputs are cleared anyway)
-from .course import Course
+MAX_NOTEBOOK_MB = intake.NOTEBOOK_MB  # a submitted notebook above this is refused (its outputs are cleared anyway)
+from .course import Course, GradingError
 
 WALL_CLOCK_S = 1800.0
 MEMORY_MB = 6144
@@ -64,19 +64,29 @@ class Outcome:
     error: str | None = None
 
 
-def read_tree(folder: Path, skip_notebooks: bool = False) -> dict[str, bytes]:
-    folder = Path(folder)
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not (skip_notebooks and p.suffix == ".ipynb")}
+def read_tree(folder: Path, skip_notebooks: bool = False, refused: list[str] | None = None,
+              limits: intake.Limits = intake.STUDENT) -> dict[str, bytes]:
+    """The regular files of ``folder`` by relative path, taken by ``autograder.intake`` (no links,
+    FIFOs or devices; sizes, entries, depth and time capped by ``limits``). What it refuses is
+    appended to ``refused`` (one reason per path), if given. Raises ``GradingError`` if ``folder``
+    is not a folder (or is a link)."""
+    try:
+        taken = intake.read(folder, limits, skip=(lambda rel: rel.endswith(".ipynb")) if skip_notebooks else None)
+    except intake.IntakeError as e:
+        raise GradingError(str(e)) from None
+    if refused is not None:
+        refused.extend(taken.reasons())
+    return taken.files
 
 
 def write_tree(folder: Path, files: dict[str, bytes]) -> None:
-    for rel, data in files.items():
-        path = Path(folder) / rel
-        if not path.resolve().is_relative_to(Path(folder).resolve()):
-            continue  # a crafted '../' name must not escape the folder
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    """Write ``files`` under ``folder``; a crafted ``../`` name or one through a link is skipped."""
+    intake.write(folder, files)
+
+
+class SubmissionRefused(GradingError):
+    """The submitted notebook itself was not taken (a link, a FIFO, too large ...): graded 0 with
+    the reason, without running anything."""
 
 
 def private_paths(course: Course) -> list[str]:
@@ -113,16 +123,33 @@ def assignment_gradebook(db_url: str, assignment: str) -> bytes:
         return db.read_bytes()
 
 
-def make_task(course: Course, student: str, assignment: str, folder: Path, gradebook: bytes,
-              **limits) -> Task:
+def make_task(course: Course, student: str, assignment: str, folder: Path, gradebook: bytes, *,
+              refused: list[str] | None = None, timestamp: str | None = None, **limits) -> Task:
     """Snapshot what grading ``folder`` needs. ``gradebook``: the course's
     ``assignment_gradebook`` (built once per assignment by the caller). ``limits`` may add paths
-    to ``hide`` (e.g. the folder of submissions being graded)."""
+    to ``hide`` (e.g. the folder of submissions being graded).
+
+    The folder is read by ``autograder.intake``: what it refuses (links, FIFOs, devices, files
+    over their size, too many) is appended to ``refused`` (a reason per path) and left out; if
+    the notebook itself is refused, ``SubmissionRefused`` says why. ``timestamp``: nbgrader's
+    timestamp to grade with (``timestamp.txt``, which the late penalty reads), replacing the
+    student's own."""
     limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
     limits["hide"] = private_paths(course) + [str(p) for p in limits.get("hide", [])]
     limits.setdefault("readonly", [str(REPO), sys.prefix, sys.base_prefix, *filter(None, [os.environ.get(DATA_ENV)])])
-    return Task(assignment, student, read_tree(folder), read_tree(course.source(assignment).parent, True),
-                gradebook, **limits)
+    reasons: list[str] = []
+    files = read_tree(folder, refused=reasons)
+    if refused is not None:
+        refused.extend(reasons)
+    notebook = f"{assignment}.ipynb"
+    mine = [r for r in reasons if r.startswith(f"{notebook}: ")]
+    if mine and notebook not in files:
+        raise SubmissionRefused(mine[0])
+    if timestamp is not None:
+        files["timestamp.txt"] = timestamp.encode()
+    known = {f.name for f in fields(Task)}  # what this version of Task takes (``hide`` may be gone)
+    return Task(assignment, student, files, read_tree(course.source(assignment).parent, True, limits=intake.STAFF),
+                gradebook, **{k: v for k, v in limits.items() if k in known})
 
 
 def run_task(task: Task) -> Outcome:

@@ -21,6 +21,7 @@ import pytest
 from nbgrader.utils import notebook_hash
 
 from autograder import service, submissions
+from autograder.intake import Refused
 from autograder.config import REPO
 from autograder.schedule import Schedule, ScheduleError
 from autograder.service import (Entry, Journal, Policy, Settings, SettingsError, limit_note, mask_hidden_messages,
@@ -50,6 +51,20 @@ def test_inbound_names_as_nbgrader_writes_them():
         ("alice", AID, "2027-01-10 12:00:00.123456 UTC")
     assert parse_name(f"a+b+{AID}+2027-01-10 12:00:00.123456 UTC") == ("a+b", AID, "2027-01-10 12:00:00.123456 UTC")
     assert parse_name("notes") is None and parse_name("a+b+c") is None
+
+
+@pytest.mark.parametrize("name, reason", [
+    (f".+{AID}+2027-01-10 12:00:00.1 UTC+r", "'.' is not a student id"),
+    (f"..+{AID}+2027-01-10 12:00:00.1 UTC+r", "'..' is not a student id"),
+    (f"*+{AID}+2027-01-10 12:00:00.1 UTC+r", "'*' is not a student id"),
+    (f"a/b+{AID}+2027-01-10 12:00:00.1 UTC", "'a/b' is not a student id"),
+    ("alice+..+2027-01-10 12:00:00.1 UTC+r", "'..' is not an assignment id"),
+    ("alice+01_autoencoder+2027-01-10 12:00:00.1 UTC+r", "01_autoencoder is not released"),
+])
+def test_names_that_are_not_one_students_released_assignment_are_refused_with_the_reason(name, reason):
+    with pytest.raises(Refused) as e:
+        parse_name(name, released={AID})
+    assert str(e.value).startswith(reason)
 
 
 def test_settings_in_course_toml_and_the_calendar_ignores_them(tmp_path):
@@ -248,7 +263,8 @@ def test_two_students_get_feedback_and_the_fourth_of_the_day_is_kept_not_graded(
     # deadline; the service left the course's own gradebook alone.
     sh(NBGRADER + ["collect", AID], klass.root)
     stamp = (klass.root / "submitted" / "alice" / AID / "timestamp.txt").read_text().strip()
-    assert stamp == alice[3]["timestamp"]
+    assert stamp == alice[3]["submitted"]  # the system's time (st_ctime), as the service saw it
+    assert abs((service.submitted_at(stamp) - service.submitted_at(alice[3]["timestamp"])).total_seconds()) < 5
     assert not (klass.root / "autograded").exists() and not (klass.root / "feedback").exists()
     status = subprocess.run([sys.executable, "-m", "autograder", "--course", str(klass.root), "serve", "--status"],
                             capture_output=True, text=True, timeout=120).stdout
