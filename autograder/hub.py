@@ -79,6 +79,15 @@ class Site:
     ssl_cert: str = ""
     python: str = sys.executable         # what servers and kernels run (``runtime_python``)
     feedback: bool = False               # the grading service (python -m autograder serve) as a hub service
+    # Caps of each person's server and all it starts (autograder.hubcaps; 0: no cap of that kind).
+    server_memory_mb: int = 2048         # RAM, swap and tmpfs pages together
+    server_cpus: float = 1.0             # a hard quota, in cores
+    server_tasks: int = 512              # processes and threads
+    reserve_mb: int = 4096               # kept from all servers together: the hub, PostgreSQL, grading
+    # Idle culling (jupyterhub-idle-culler as a hub service; 0: off) and how often activity is reported.
+    cull_idle_s: int = 3600
+    cull_every_s: int = 300
+    activity_s: int = 60
 
     # --- names and paths ----------------------------------------------------------------
     @property
@@ -289,6 +298,9 @@ def setup(site: Site, sources: Path = REPO / "notebooks", db_url: str | None = N
     site.python = str(runtime_python(site))
     if lock:
         lock_repo(site)
+
+    from .hubcaps import install_server_files  # what every server and kernel loads (extension, kernel)
+    install_server_files(site.root / "jupyter" / "servers", site.python)
 
     site.state.mkdir(exist_ok=True)
     own(site.state, "root", "root", 0o700)
@@ -558,8 +570,13 @@ def configure(c, site: Site) -> None:
         return authentication
     c.Authenticator.post_auth_hook = unix_groups
 
-    # Everyone's JupyterLab runs as their own Unix account.
-    c.JupyterHub.spawner_class = "localprocess"
+    # Everyone's JupyterLab runs as their own Unix account, in a control group with caps (hubcaps).
+    c.JupyterHub.spawner_class = "autograder.hubcaps.CappedSpawner"
+    c.CappedSpawner.cgroup_prefix = site.prefix
+    c.CappedSpawner.memory_mb, c.CappedSpawner.cpus = site.server_memory_mb, site.server_cpus
+    c.CappedSpawner.tasks, c.CappedSpawner.reserve_mb = site.server_tasks, site.reserve_mb
+    c.CappedSpawner.server_files = str(site.root / "jupyter" / "servers")
+    c.CappedSpawner.activity_interval = c.JupyterHub.last_activity_interval = site.activity_s
     c.Spawner.cmd = [site.python, "-m", "jupyterhub.singleuser"]
     lab_args = [*LAB_ARGS, f"--LabApp.app_settings_dir={site.root / 'jupyter' / 'lab-settings'}"]
     c.Spawner.args = lab_args
@@ -593,6 +610,11 @@ def configure(c, site: Site) -> None:
         "scopes": [f"access:services!service={SERVICE}", f"read:services!service={SERVICE}", "list:services"],
         "groups": [site.staff],
     }]
+    if site.cull_idle_s:  # stop servers idle that long (a busy kernel is activity: hubcaps)
+        from .hubcaps import culler_service
+        culler, role = culler_service(site.python, site.cull_idle_s, site.cull_every_s, runtime_env(site))
+        c.JupyterHub.services.append(culler)
+        c.JupyterHub.load_roles.append(role)
 
 
 def up(site: Site) -> int:
@@ -626,6 +648,8 @@ def up(site: Site) -> int:
                 hub.kill()
             _stop_proxy(site)
     finally:
+        from .hubcaps import remove_groups
+        remove_groups(site.prefix)  # the servers' control groups (the hub stopped the servers)
         if site.local_postgres:
             stop_postgres(site)
 
@@ -661,6 +685,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--sources", type=Path, default=REPO / "notebooks", help="source notebooks to copy in")
     s.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,
                    help="run the grading service (feedback on submit) with the hub")
+    s.add_argument("--server-memory-mb", type=int, help="memory cap of each server, swap and tmpfs included "
+                                                          "(default 2048; 0: none)")
+    s.add_argument("--server-cpus", type=float, help="CPU quota of each server in cores (default 1; 0: none)")
+    s.add_argument("--server-tasks", type=int, help="processes and threads of each server (default 512; 0: none)")
+    s.add_argument("--reserve-mb", type=int, help="memory kept from all servers together (default 4096)")
+    s.add_argument("--cull-idle", type=int, dest="cull_idle_s", metavar="S",
+                   help="stop servers idle S seconds (default 3600; 0: never)")
+    s.add_argument("--cull-every", type=int, dest="cull_every_s", metavar="S", help="check every S s (default 300)")
+    s.add_argument("--activity-interval", type=int, dest="activity_s", metavar="S",
+                   help="servers report activity every S s (default 60)")
     s.add_argument("--no-lock", action="store_true",
                    help="leave this repository readable by everyone (it holds the solutions)")
     a = sub.add_parser("accounts", parents=[root], help="Unix accounts from a roster CSV: id,first_name,last_name,email,role")
@@ -677,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             except HubError:
                 site = Site(root=args.root)
             for key in ("prefix", "ip", "port", "hub_port", "proxy_api_port", "formgrader_port", "pg_port",
-                        "data", "ssl_key", "ssl_cert", "feedback"):
+                        "data", "ssl_key", "ssl_cert", "feedback", "server_memory_mb", "server_cpus",
+                        "server_tasks", "reserve_mb", "cull_idle_s", "cull_every_s", "activity_s"):
                 if getattr(args, key) is not None:
                     setattr(site, key, getattr(args, key))
             setup(site, args.sources, args.db, lock=not args.no_lock)

@@ -39,6 +39,7 @@ import requests
 
 import browser
 from autograder import hub as hubmod
+from autograder import hubcaps, hubclient
 from autograder import submissions
 from autograder.config import REPO
 from autograder.lab import free_port
@@ -49,6 +50,9 @@ def kl_normal(qm, qv, pm, pv):
     return 0.5 * (torch.log(pv**2) - torch.log(qv**2) + qv**2 / pv**2 + (qm - pm).pow(2) / pv**2 - 1).sum(-1)
 '''
 HTTP_TIMEOUT = 300  # an autograde through the formgrader on a busy 2-core machine
+# Each server's caps here: memory for a kernel that loads torch and MNIST (about 1 GiB with the server).
+MEMORY_MB, CPUS, TASKS = 1536, 1.0, 256
+CAPS = ["--server-memory-mb", str(MEMORY_MB), "--server-cpus", str(CPUS), "--server-tasks", str(TASKS)]
 
 
 def unavailable() -> str | None:
@@ -93,19 +97,29 @@ def test_hub_configuration(tmp_path, monkeypatch):
     assert c.JupyterHub.authenticator_class == "pam"
     assert c.PAMAuthenticator.allowed_groups == {"cls-staff", "cls-students"}
     assert c.PAMAuthenticator.admin_groups == {"cls-instructors"}
-    assert c.JupyterHub.spawner_class == "localprocess" and c.Spawner.cmd[1:] == ["-m", "jupyterhub.singleuser"]
+    assert c.JupyterHub.spawner_class == "autograder.hubcaps.CappedSpawner"
+    assert c.Spawner.cmd[1:] == ["-m", "jupyterhub.singleuser"]
     assert c.Spawner.environment["DGM_EXCHANGE"] == str(tmp_path / "exchange")
     assert "DGM_DB_URL" not in c.Spawner.environment                  # students never see the gradebook
-    [service] = c.JupyterHub.services
+    # Caps of every server, in its own control group <prefix>/users/<name> (defaults: site.json's).
+    assert (c.CappedSpawner.cgroup_prefix, c.CappedSpawner.memory_mb, c.CappedSpawner.cpus,
+            c.CappedSpawner.tasks) == ("cls", 2048, 1.0, 512)
+    service, culler = c.JupyterHub.services
     assert service["user"] == "cls-grader" and service["cwd"] == str(tmp_path / "course")
-    [role] = c.JupyterHub.load_roles
+    # The idle culler: a hub service, as nobody, with the site's timeout and only the scopes it needs.
+    assert culler["name"] == "idle-culler" and culler["user"] == "nobody"
+    assert culler["command"][1:3] == ["-m", "jupyterhub_idle_culler"] and "--timeout=3600" in culler["command"]
+    role, culler_role = c.JupyterHub.load_roles
     assert role["groups"] == ["cls-staff"] and role["scopes"][0] == f"access:services!service={hubmod.SERVICE}"
-    site.feedback = True  # the grading service starts and stops with the hub
+    assert culler_role["services"] == ["idle-culler"] and "delete:servers" in culler_role["scopes"]
+    assert not any(s.startswith("admin") for s in culler_role["scopes"])
+    site.feedback, site.cull_idle_s = True, 0  # the grading service starts and stops with the hub; no culler
     c = Config()
     hubmod.configure(c, site)
     formgrader, feedback = c.JupyterHub.services
     assert feedback["command"][1:5] == ["-m", "autograder", "--course", str(tmp_path / "course")]
     assert "serve" in feedback["command"] and feedback["environment"]["DGM_EXCHANGE"] == str(tmp_path / "exchange")
+    assert len(c.JupyterHub.load_roles) == 1
 
 
 def cli(*args: str) -> str:
@@ -247,7 +261,7 @@ def hub():
         start = time.perf_counter()
         cli("setup", "--root", str(root), "--prefix", prefix, "--ip", "127.0.0.1", "--port", str(port),
             "--hub-port", str(hub_port), "--proxy-api-port", str(api_port), "--formgrader-port", str(fg_port),
-            "--pg-port", str(pg_port))
+            "--pg-port", str(pg_port), "--feedback", *CAPS)
         setup_s = time.perf_counter() - start
         cli("accounts", str(roster), "--root", str(root), "--passwords", str(root / "passwords.csv"))
         with open(root / "passwords.csv", newline="") as f:
@@ -284,6 +298,8 @@ def hub():
                 pass
         subprocess.run([sys.executable, "-m", "autograder.hub", "accounts", str(roster), "--root", str(root),
                         "--remove"], capture_output=True, timeout=120)
+        hubcaps.remove_groups(prefix)  # `up` removes them; this is for an `up` that was killed
+        groups_left = [str(f) for f in hubcaps.Cgroup(prefix).folders().values() if f.exists()]
         site = hubmod.Site(root=root, prefix=prefix)  # whatever setup got to make
         hubmod.remove_accounts(site, roster)
         hubmod.uninstall(site)
@@ -292,6 +308,7 @@ def hub():
             shutil.rmtree(f"/tmp/torchinductor_{name}", ignore_errors=True)
         leftovers = [n for n in accounts if hubmod.user_exists(n)]
         assert not leftovers, f"accounts left behind: {leftovers}"
+        assert not groups_left, f"control groups left behind: {groups_left}"
 
 
 def start_server(p: Person, timeout: float = 180) -> None:
@@ -485,6 +502,148 @@ def test_a_students_kernel_cannot_read_what_is_not_theirs(hub, submitted):
     assert result.pop("data") == [10000, 784]                       # helpers and the data sets
     assert result.pop("database") == "OperationalError"             # no password, no gradebook
     assert result == {name: "PermissionError" for name in result}, result
+
+
+# --- caps and culling -------------------------------------------------------------------------
+
+def group_of(pid: int) -> str:
+    """The memory cgroup of ``pid`` (v1), or its unified one (v2)."""
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return next((l.split(":", 2)[2] for l in lines if "memory" in l.split(":")[1].split(",")),
+                next(l[3:] for l in lines if l.startswith("0::")))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+HOG = "chunks = []\nwhile True:\n    chunks.append(b'\\1' * (64 << 20))  # touched pages, 64 MiB at a time\n"
+SPIN = """
+import subprocess, sys
+spinners = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(3)]
+print(len(spinners))
+"""
+THREADS = """
+import threading
+stop, started = threading.Event(), []
+try:
+    while len(started) < 4 * TASKS:
+        t = threading.Thread(target=stop.wait)
+        t.start()
+        started.append(t)
+except RuntimeError as e:
+    print(len(started), e)
+stop.set()
+"""
+
+
+@pytest.fixture(scope="module")
+def clients(hub, submitted):
+    """alice and bob as ``autograder.hubclient`` people (their servers run: ``submitted``)."""
+    return {who: hubclient.Person(hub.names[who], hub.base).log_in(hub.passwords[hub.names[who]])
+            for who in ("alice", "bob")}
+
+
+def test_each_server_runs_in_its_own_capped_group(hub, clients):
+    """Everything alice's and bob's servers run is in ``<prefix>/users/<name>``, with the caps."""
+    for who, person in clients.items():
+        group = hubcaps.Cgroup(hubcaps.server_group(hub.site.prefix, person.name))
+        uid = hubmod.pwd.getpwnam(person.name).pw_uid
+        pids = processes_of({uid})
+        assert pids and {group_of(pid) for pid in pids} == {"/" + group.name}, who
+        assert set(pids) <= set(group.pids())
+        folders = group.folders()
+        if group.version == 1:
+            assert int((folders["memory"] / "memory.limit_in_bytes").read_text()) == MEMORY_MB << 20
+            assert (folders["cpu"] / "cpu.cfs_quota_us").read_text().strip() == str(int(CPUS * 100_000))
+        else:
+            assert int((folders["memory"] / "memory.max").read_text()) == MEMORY_MB << 20
+            assert (folders["memory"] / "memory.swap.max").read_text().strip() == "0"
+        assert (folders["pids"] / "pids.max").read_text().strip() == str(TASKS)
+
+
+def test_a_memory_hog_loses_only_its_own_kernel_and_is_told_why(hub, clients):
+    alice, bob = clients["alice"], clients["bob"]
+    neighbour = alice.kernel()
+    hog = bob.kernel()
+    try:
+        neighbour.run("x = 41")
+        bob_group = hubcaps.Cgroup(hubcaps.server_group(hub.site.prefix, bob.name))
+        alice_group = hubcaps.Cgroup(hubcaps.server_group(hub.site.prefix, alice.name))
+        # tmpfs pages count: a file in /dev/shm is charged to bob's group
+        before = int((bob_group.folders()["memory"] / ("memory.usage_in_bytes" if bob_group.version == 1
+                                                       else "memory.current")).read_text())
+        hog.run("open('/dev/shm/dgm-test-%s' % __import__('os').getuid(), 'wb').write(b'\\1' * (256 << 20))")
+        after = int((bob_group.folders()["memory"] / ("memory.usage_in_bytes" if bob_group.version == 1
+                                                      else "memory.current")).read_text())
+        hog.run("import os; os.remove('/dev/shm/dgm-test-%s' % os.getuid())")
+        assert after - before >= 200 << 20, (before, after)
+
+        started = time.monotonic()
+        with pytest.raises(hubclient.KernelDied):
+            hog.execute(HOG, timeout=120)
+        killed_s = time.monotonic() - started
+        assert bob_group.oom_kills() >= 1 and alice_group.oom_kills() == 0
+        hog.wait_restarted()                                        # restarted by bob's server
+        server = bob.server_state()
+        assert server.get("ready"), server                      # bob's server itself lives on
+        note = hog.execute("print('after')")
+        assert note.stdout == "after\n" and "your server reached its memory limit" in note.stderr, note
+        assert f"{MEMORY_MB} MiB" in note.stderr
+        assert "memory limit" not in hog.execute("print('again')").stderr   # said once
+        assert neighbour.run("print(x + 1)") == "42\n"          # alice's kernel kept its state
+        print(f"\nmemory hog: killed {killed_s:.1f} s after it started, at {bob_group.memory_peak_mb():.0f} MiB "
+              f"(cap {MEMORY_MB} MiB); alice's kernel untouched")
+    finally:
+        neighbour.shutdown()
+        hog.shutdown()
+
+
+def test_cpu_and_task_caps_hold(hub, clients):
+    bob = clients["bob"]
+    group = hubcaps.Cgroup(hubcaps.server_group(hub.site.prefix, bob.name))
+    k = bob.kernel()
+    try:
+        k.run(f"TASKS = {TASKS}\n" + THREADS.strip())
+        assert group.tasks_capped() > 0
+        out = k.run(f"TASKS = {TASKS}\n" + THREADS.strip())
+        started = int(out.split()[0])
+        assert started < TASKS, out                               # the server's own threads count too
+        assert k.run(SPIN).strip() == "3"                         # three busy processes, 1 core allowed
+        time.sleep(1)
+        pids, t0 = group.pids(), time.monotonic()
+        c0 = cpu_seconds(pids)
+        time.sleep(3)
+        cores = (cpu_seconds(pids) - c0) / (time.monotonic() - t0)
+        print(f"\nthree busy loops in one server: {cores:.2f} cores (cap {CPUS}); "
+              f"{started} threads started before the task cap ({TASKS})")
+        assert cores <= CPUS * 1.15, cores
+        stat = (group.folders()["cpu"] / "cpu.stat").read_text().split()
+        throttled = int(stat[stat.index("nr_throttled") + 1])
+        assert throttled > 0, stat                               # the quota, not a busy machine, held them
+        k.run("[s.kill() for s in spinners]; [s.wait() for s in spinners]")
+    finally:
+        k.shutdown()
+
+
+def test_the_idle_culler_runs_as_a_hub_service(hub):
+    inst = hub.login("instructor")
+    services = inst.ok("get", "/hub/api/services")
+    assert hubcaps.CULLER in services, services
+    deadline = time.monotonic() + 30  # started with the hub; restarted by it if it died
+    while not (culler := [p for p in processes_of({hubmod.pwd.getpwnam("nobody").pw_uid})
+                          if "jupyterhub_idle_culler" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert culler, "the idle culler is not running (as nobody)"
 
 
 # --- in the browser --------------------------------------------------------------------------
