@@ -74,6 +74,9 @@ def apply(c: Config, root: Path = REPO) -> Config:
     # The staff's collect takes a submission's student from its folder's owner, its time from the
     # system, and copies regular files only (no links, FIFOs, devices; sizes capped): autograder.collect.
     c.ExchangeFactory.collect = "autograder.collect.SafeCollect"
+    # What a student wrote never runs in the formgrader or the feedback page (both HTMLExporter):
+    # markdown, raw cells and HTML outputs cleaned by an allow-list, scripts dropped (autograder.sanitize).
+    c.HTMLExporter.preprocessors = ["autograder.sanitize.SanitizeHTML"]
     return c
 
 

@@ -44,7 +44,7 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 class Limits:
     """What one submission may hold; beyond it, entries are refused (with the reason)."""
     notebook_bytes: int = NOTEBOOK_MB * MB   # each .ipynb
-    file_bytes: int = 5 * MB                 # each other file
+    file_bytes: int = 8 * MB                 # each other file
     total_bytes: int = 60 * MB               # all files together
     entries: int = 300                       # files and folders looked at
     depth: int = 8                           # folders inside folders

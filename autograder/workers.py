@@ -139,10 +139,11 @@ def make_task(course: Course, student: str, assignment: str, folder: Path, grade
     limits.setdefault("readonly", [str(REPO), sys.prefix, sys.base_prefix, *filter(None, [os.environ.get(DATA_ENV)])])
     reasons: list[str] = []
     files = read_tree(folder, refused=reasons)
+    earlier = list(refused) if refused is not None else []  # e.g. add_submission's, into this folder
     if refused is not None:
         refused.extend(reasons)
     notebook = f"{assignment}.ipynb"
-    mine = [r for r in reasons if r.startswith(f"{notebook}: ")]
+    mine = [r for r in earlier + reasons if r.startswith(f"{notebook}: ")]
     if mine and notebook not in files:
         raise SubmissionRefused(mine[0])
     if timestamp is not None:
