@@ -69,8 +69,8 @@ def hostile_extras(outside: Path):
     outside.write_text(FAKE_URL + "\n")
 
     def add(folder: Path) -> None:
-        (folder / "results").mkdir()
-        (folder / "results" / "gradebook_url").symlink_to(outside)
+        (folder / "notes").mkdir()
+        (folder / "notes" / "gradebook_url").symlink_to(outside)
         (folder / "zero.bin").symlink_to("/dev/zero")
         os.mkfifo(folder / "pipe")
         with open(folder / "sparse.bin", "wb") as f:
@@ -84,6 +84,6 @@ def hostile_extras(outside: Path):
 
 
 # What each hostile extra leaves in the reasons.
-REASONS = ("results/gradebook_url: a symbolic link, not copied", "zero.bin: a symbolic link, not copied",
+REASONS = ("notes/gradebook_url: a symbolic link, not copied", "zero.bin: a symbolic link, not copied",
            "pipe: a FIFO (named pipe), not copied", "sparse.bin: 100 GB, over the 8 MB a file may have, not copied",
            "hard.txt: a hard link (2 names for one file), not copied", "more than 300 files and folders")

@@ -149,3 +149,63 @@ def test_assignments_tab_lists_fetches_and_submits_through_the_server(tmp_path):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     assert any(p.name.split("+")[1] == AID for p in (root / "exchange" / "dgm" / "inbound").iterdir())
+
+
+def test_collect_takes_each_students_own_latest_by_the_systems_time_and_only_regular_files(tmp_path):
+    """nbgrader's collect through the course's config (autograder.collect.SafeCollect): owners are
+    throw-away Unix accounts ann and ben; an impostor, '..' and '*', links, FIFOs, a 100 GB sparse
+    file and a backdated name, beside honest submissions."""
+    import os
+
+    from autograder import intake
+    from intake_cases import FAKE_URL, REASONS, accounts, hand_in, hostile_extras
+
+    root = tmp_path / "course"
+    root.mkdir()
+    (root / "notebooks").symlink_to(REPO / "notebooks")
+    shutil.copy(REPO / "nbgrader_config.py", root)
+    sh([sys.executable, "-m", "autograder", "--course", str(root), "release", "--force", AID], tmp_path)
+    sh(NBGRADER + ["release_assignment", AID], root)
+    inbound = root / "exchange" / "dgm" / "inbound"
+    released = (root / "release" / AID / f"{AID}.ipynb").read_bytes()
+    answered = nbformat.writes(submissions.answered(root / "release" / AID / f"{AID}.ipynb",
+                                                    REPO / "notebooks" / AID / f"{AID}.ipynb")).encode()
+    with accounts("ann", "ben") as users:
+        (ann, ann_uid), (ben, ben_uid) = users["ann"], users["ben"]
+        (root / "roster.csv").write_text(f"id\n{ann}\n{ben}\n")
+        now = intake.stamp(time.time())
+        hand_in(inbound, ben, AID, "2099-01-01 00:00:00.000000 UTC", None, ben_uid,
+                lambda f: os.mkfifo(f / f"{AID}.ipynb"))                   # forward-dated: not the latest
+        honest = hand_in(inbound, ann, AID, now, answered, ann_uid)
+        time.sleep(0.05)
+        impostor = hand_in(inbound, ann, AID, now, released, ben_uid)      # ben, as ann, later
+        for claimed in ("..", "*"):
+            hand_in(inbound, claimed, AID, now, released, None)
+        time.sleep(0.05)
+        backdated = hand_in(inbound, ben, AID, "2020-01-01 00:00:00.000000 UTC", answered, ben_uid,
+                            hostile_extras(tmp_path / "gradebook_url"))     # the latest, by the system's time
+        start = time.monotonic()
+        out = sh(NBGRADER + ["collect", AID], root)
+        assert time.monotonic() - start < 120
+        assert f"Not collected: {impostor.name!r}: named for {ann} but handed in by {ben}" in out, out
+        assert "'..' is not a student id" in out and "'*' is not a student id" in out
+        assert sorted(p.name for p in (root / "submitted").iterdir()) == sorted([ann, ben])
+        got = root / "submitted" / ann / AID
+        assert (got / f"{AID}.ipynb").read_bytes() == answered      # hers, not the impostor's stub
+        ben_copy = root / "submitted" / ben / AID
+        assert (ben_copy / "timestamp.txt").read_text().startswith(now[:10])   # not 2020
+        assert (ben_copy / f"{AID}.ipynb").read_bytes() == answered
+        assert not any(p.is_symlink() or not (p.is_file() or p.is_dir()) for p in ben_copy.rglob("*"))
+        assert not any(FAKE_URL.encode() in p.read_bytes() for p in ben_copy.rglob("*") if p.is_file())
+        left_out = (ben_copy / intake.REFUSED_FILE).read_text()
+        for reason in REASONS:
+            assert reason in left_out, left_out
+        assert (backdated / "notes" / "gradebook_url").is_symlink() and honest.is_dir()  # nothing lost
+
+        # grade: ben's Result names what was left out; both graded right
+        run = subprocess.run([sys.executable, "-m", "autograder", "--course", str(root), "grade", str(root / "submitted"),
+                              "--csv", str(tmp_path / "grades.csv")], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=900)
+        lines = {ln.split("/")[0]: ln for ln in run.stdout.splitlines() if "/" in ln}
+        assert "autograded 16/16" in lines[ann] and "FAILED" not in lines[ann], run.stdout + run.stderr
+        assert "autograded 16/16" in lines[ben] and "zero.bin: a symbolic link, not copied" in lines[ben], run.stdout

@@ -46,7 +46,7 @@ def test_only_regular_files_are_taken_and_the_rest_is_named_with_its_reason(tmp_
     taken = intake.read(folder)
     assert time.monotonic() - start < 10
     assert taken.files[f"{AID}.ipynb"] == b"{}" and taken.files["a_notes.txt"] == b"mine"
-    assert not any(name.startswith(("results/", "zero", "pipe", "sparse", "hard", "zz_many/f3")) for name in taken.files)
+    assert not any(name.startswith(("notes/", "zero", "pipe", "sparse", "hard", "zz_many/f3")) for name in taken.files)
     reasons = "\n".join(taken.reasons())
     for reason in REASONS:
         assert reason in reasons, reasons
@@ -57,7 +57,7 @@ def test_only_regular_files_are_taken_and_the_rest_is_named_with_its_reason(tmp_
     copied = tmp_path / "copy"
     intake.copy(folder, copied)
     assert not any(p.is_symlink() or not (p.is_file() or p.is_dir()) for p in copied.rglob("*"))
-    assert (copied / "a_notes.txt").read_text() == "mine" and not (copied / "results" / "gradebook_url").exists()
+    assert (copied / "a_notes.txt").read_text() == "mine" and not (copied / "notes" / "gradebook_url").exists()
 
 
 def test_depth_and_size_caps(tmp_path):

@@ -340,3 +340,72 @@ def test_feedback_latency_benchmark_prints_its_summary_line(capsys):
     assert m, lines[-1]
     p50, p95 = map(float, m.groups())
     assert 0 < p50 <= p95 < 300 and math.isfinite(p95)
+
+
+# --- hostile folders in inbound, beside honest ones --------------------------------------------------
+
+def test_hostile_inbound_folders_are_refused_or_cut_and_honest_ones_graded(klass, tmp_path):
+    """Owners are throw-away Unix accounts ann and ben (roster.csv). Each attack stays in its own
+    submission; honest ones are graded right; the service stays up; nothing is lost."""
+    from intake_cases import FAKE_URL, REASONS, accounts, hand_in, hostile_extras
+    from autograder import intake
+
+    with accounts("ann", "ben") as users:
+        (ann, ann_uid), (ben, ben_uid) = users["ann"], users["ben"]
+        (klass.root / "roster.csv").write_text(f"id\n{ann}\n{ben}\n")
+        inbound = klass.exchange / "dgm" / "inbound"
+        released = klass.root / "release" / AID / f"{AID}.ipynb"
+        answered = nbformat.writes(submissions.answered(released, SOURCE)).encode()
+        now = intake.stamp(time.time())
+        honest = hand_in(inbound, ann, AID, now, answered, ann_uid)
+        impostor = hand_in(inbound, ann, AID, now, released.read_bytes(), ben_uid)   # ben, as ann
+        backdated = hand_in(inbound, ben, AID, "2020-01-01 00:00:00.000000 UTC", answered, ben_uid,
+                            hostile_extras(tmp_path / "gradebook_url"))
+        fifo_nb = hand_in(inbound, ben, AID, now, None, ben_uid, lambda f: os.mkfifo(f / f"{AID}.ipynb"))
+        fifo_secret = hand_in(inbound, ann, AID, now, answered, ann_uid,
+                              lambda f: os.mkfifo(f / "submission_secret.txt"), secret=False)
+        names = [hand_in(inbound, claimed, AID, now, answered, None).name for claimed in (".", "..", "*")]
+        unreleased = hand_in(inbound, ann, "01_autoencoder", now, answered, ann_uid)
+        link = inbound / f"{ann}+{AID}+{now}+link"
+        link.symlink_to(honest, target_is_directory=True)
+        before = sorted(os.listdir(inbound))
+
+        proc = klass.serve("--workers", "2")
+        done = ("graded", "refused", "error", "over_limit", "skipped")
+        assert wait_for(lambda: len(klass.journal()) == 10 and all(e["status"] in done for e in klass.journal().values()),
+                        240), klass.logs()
+        assert proc.poll() is None, klass.logs()     # still up
+        j = klass.journal()
+        assert j[honest.name]["status"] == "graded" and j[honest.name]["score"] == 16 and j[honest.name]["slot"] == 1
+        assert j[impostor.name]["status"] == "refused" and not j[impostor.name]["counted"]
+        assert f"named for {ann} but handed in by {ben}" in j[impostor.name]["error"]
+        assert f"REFUSED {impostor.name!r}" in klass.logs()
+        assert service.Journal(klass.root / service.STATE_DIR / service.JOURNAL).load().used(
+            ann, AID, j[honest.name]["submitted"][:10]) == 1   # the impostor used none of ann's day
+
+        b = j[backdated.name]
+        assert b["status"] == "graded" and b["score"] == 16 and b["student"] == ben, b
+        assert b["submitted"][:10] == now[:10] and b["timestamp"].startswith("2020")  # the system's day, not 2020
+        stamp = (klass.root / service.STATE_DIR / "course" / "autograded" / ben / AID / "timestamp.txt").read_text()
+        assert stamp.startswith(now[:10])
+        for reason in REASONS:
+            assert any(reason in r for r in b["refused"]), b["refused"]
+        page = klass.feedback_file(b).read_text()
+        assert "Not every file of this submission was taken" in page and "a symbolic link, not copied" in page
+        assert FAKE_URL not in page
+
+        f = j[fifo_nb.name]
+        assert f["status"] == "graded" and f["score"] == 0 and "a FIFO (named pipe)" in f["error"], f
+        assert "could not be graded" in klass.feedback_file(f).read_text()
+        assert j[fifo_secret.name]["status"] == "refused" and "submission_secret.txt: a FIFO" in j[fifo_secret.name]["error"]
+        for name, claimed in zip(names, (".", "..", "*")):
+            assert j[name]["status"] == "refused" and f"{claimed!r} is not a student id" in j[name]["error"]
+        assert j[unreleased.name]["status"] == "refused" and "01_autoencoder is not released" in j[unreleased.name]["error"]
+        assert j[link.name]["status"] == "refused" and "a symbolic link, not a folder" in j[link.name]["error"]
+
+        # feedback for the three graded only ('*' released nobody else's), the course folder intact
+        assert len(list((klass.exchange / "dgm" / "feedback").glob("*.html"))) == 3
+        assert (klass.root / service.STATE_DIR / "course" / "gradebook.db").is_file()
+        assert (klass.root / "nbgrader_config.py").is_file()
+        assert sorted(os.listdir(inbound)) == before and (backdated / "notes" / "gradebook_url").is_symlink()
+        klass.close()
