@@ -111,7 +111,7 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
             dest = course.add_submission(path, student, assignment, refused=reasons)
             reasons += earlier_refusals(dest)
             tasks.append(make_task(course, student, assignment, dest, gradebooks[assignment], refused=reasons,
-                                   hide=[Path(folder).resolve()], **limits))
+                                   **limits))
         except SubmissionRefused as e:  # its notebook: 0 with the reason, nothing run
             merge(course, Outcome(assignment, student, error=str(e)))
             result.score, result.error = course.score(assignment, student), _join([str(e)] + reasons)

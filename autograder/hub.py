@@ -130,6 +130,11 @@ class Site:
     def gradebook_url_file(self) -> Path:
         return self.course / "gradebook_url"
 
+    @property
+    def executor_socket(self) -> Path:
+        """Where the root executor (``autograder.executor``) takes the staff's notebooks to grade."""
+        return self.root / "run" / "executor.sock"
+
     def jupyter(self, role: str) -> Path:
         return self.root / "jupyter" / role
 
@@ -302,6 +307,9 @@ def setup(site: Site, sources: Path = REPO / "notebooks", db_url: str | None = N
     from .hubcaps import install_server_files  # what every server and kernel loads (extension, kernel)
     install_server_files(site.root / "jupyter" / "servers", site.python)
 
+    run = site.executor_socket.parent  # the executor's socket: the staff group may open it, nobody else
+    run.mkdir(exist_ok=True)
+    own(run, "root", site.staff, 0o750)
     site.state.mkdir(exist_ok=True)
     own(site.state, "root", "root", 0o700)
     write(site.state / "jupyterhub_config.py", HUB_CONFIG.format(root=str(site.root)), mode=0o600)
@@ -588,8 +596,9 @@ def configure(c, site: Site) -> None:
     def by_role(spawner):
         staff = in_group(spawner.user.name, site.staff)
         spawner.environment = {**env, "JUPYTER_CONFIG_PATH": str(site.jupyter("staff" if staff else "student"))}
-        if staff:  # the course folder is shared by the group; the CLI finds the gradebook
+        if staff:  # the course folder is shared by the group; the CLI finds the gradebook and the executor
             spawner.popen_kwargs = {**spawner.popen_kwargs, "umask": 0o007}
+            spawner.environment["DGM_EXECUTOR"] = str(site.executor_socket)
             if site.gradebook_url_file.is_file():
                 spawner.environment["DGM_DB_URL"] = site.gradebook_url()
     c.Spawner.pre_spawn_hook = by_role
@@ -599,8 +608,13 @@ def configure(c, site: Site) -> None:
         "name": SERVICE, "url": f"http://127.0.0.1:{site.formgrader_port}", "user": site.grader,
         "cwd": str(site.course), "oauth_no_confirm": True, "display": True,
         "command": [site.python, "-m", "jupyterhub.singleuser", f"--ServerApp.root_dir={site.course}", *lab_args],
-        "environment": {**env, "JUPYTERHUB_DEFAULT_URL": "/formgrader",
+        "environment": {**env, "JUPYTERHUB_DEFAULT_URL": "/formgrader", "DGM_EXECUTOR": str(site.executor_socket),
                         "JUPYTER_CONFIG_PATH": str(site.jupyter("staff"))},
+    }, {  # the one way into the grading sandbox for the staff's autograding (formgrader, nbgrader, grade)
+        "name": "executor", "cwd": "/",
+        "command": [site.python, "-I", "-m", "autograder.executor", "--socket", str(site.executor_socket),
+                    "--group", site.staff, "--workers", "2"],
+        "environment": {k: v for k, v in env.items() if k != "DGM_EXCHANGE"},
     }]
     if site.feedback:  # feedback minutes after submitting (README: "Feedback on submit")
         from .service import hub_service

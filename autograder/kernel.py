@@ -399,7 +399,9 @@ class GradingKernel(IPythonKernel):
 
 
 def main() -> None:
-    IPKernelApp.launch_instance(kernel_class=GradingKernel)
+    # ignore_cwd: the working directory (where the notebook runs) is not on sys.path, so nothing
+    # written there can stand in for a module that tests import.
+    IPKernelApp.launch_instance(kernel_class=GradingKernel, ignore_cwd=True)
 
 
 if __name__ == "__main__":

@@ -59,14 +59,15 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import parse_utc
 
-from . import forkserver, intake, sandbox
+from . import forkserver, intake
+from .cgroups import Cgroup
 from .config import COURSE_ID
 from .course import Course, GradingError
 from .cells import is_test_cell
 from .leaks import HIDDEN
 from .intake import Refused
 from .schedule import COURSE_FILE, FORMAT, Schedule, ScheduleError, read_course_file
-from .workers import (Outcome, SubmissionRefused, assignment_gradebook, make_task, merge, private_paths,
+from .workers import (Outcome, SubmissionRefused, assignment_gradebook, make_task, merge,
                       run_task)
 
 STATE_DIR = "feedback-service"        # in the course folder
@@ -585,8 +586,7 @@ class Service:
         refused: list[str] = []
         try:
             gradebook = self._gradebook(entry.assignment)
-            hide = private_paths(self.course) + [str(self.state)]
-            task = make_task(self.scratch, entry.student, entry.assignment, folder, gradebook, hide=hide,
+            task = make_task(self.scratch, entry.student, entry.assignment, folder, gradebook,
                              refused=refused, **self.limits)
             # its time: the latest change of what was read (looked at after reading it)
             changed = intake.read(folder, contents=False).changed
@@ -789,7 +789,7 @@ def reap_orphans(state: str, instance: str) -> list[int]:
     for pid in found:
         _kill_group(pid)
     for root in roots:
-        sandbox.remove_cgroup(root.name)
+        Cgroup(f"dgm/grade/{root.name}").remove()
         shutil.rmtree(root, ignore_errors=True)
     return found
 

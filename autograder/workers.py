@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import tempfile
-from dataclasses import dataclass, field, fields
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +22,8 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from . import forkserver, intake, sandbox
-from .config import DB_ENV, REPO
+from .cgroups import Caps, Cgroup
+from .config import DB_ENV
 from .torch_env import torch_env
 from .kernel import MODULES_ENV
 
@@ -48,8 +49,7 @@ class Task:
     wall_clock: float = WALL_CLOCK_S
     memory_mb: int = MEMORY_MB
     threads: int = 1                      # torch/OpenMP threads of the student's kernel
-    hide: list[str] = field(default_factory=list)      # paths the kernel must not see (autograder.sandbox)
-    readonly: list[str] = field(default_factory=list)  # paths the kernel must not change
+    data: str | None = None               # the data folder the kernel reads (default: the repository's data/)
 
 
 @dataclass
@@ -89,15 +89,6 @@ class SubmissionRefused(GradingError):
     the reason, without running anything."""
 
 
-def private_paths(course: Course) -> list[str]:
-    """What a student's kernel must not read: source notebooks (hidden tests), the gradebook,
-    everyone's submissions and feedback, the exchange."""
-    c = course.config
-    sqlite = [course.db_url.removeprefix("sqlite:///")] if course.db_url.startswith("sqlite:///") else []
-    return [str((course.root / "notebooks").resolve()), *sqlite] + [
-        str(course.root / d) for d in ("submitted", "autograded", "feedback")] + [c.Exchange.root]
-
-
 def assignment_gradebook(db_url: str, assignment: str) -> bytes:
     """A new SQLite gradebook holding only ``assignment``'s definition (its due date, notebooks
     and cells), copied from the gradebook at ``db_url`` (any database nbgrader takes); no students."""
@@ -126,8 +117,7 @@ def assignment_gradebook(db_url: str, assignment: str) -> bytes:
 def make_task(course: Course, student: str, assignment: str, folder: Path, gradebook: bytes, *,
               refused: list[str] | None = None, timestamp: str | None = None, **limits) -> Task:
     """Snapshot what grading ``folder`` needs. ``gradebook``: the course's
-    ``assignment_gradebook`` (built once per assignment by the caller). ``limits`` may add paths
-    to ``hide`` (e.g. the folder of submissions being graded).
+    ``assignment_gradebook`` (built once per assignment by the caller). ``limits``: fields of ``Task``.
 
     The folder is read by ``autograder.intake``: what it refuses (links, FIFOs, devices, files
     over their size, too many) is appended to ``refused`` (a reason per path) and left out; if
@@ -135,8 +125,7 @@ def make_task(course: Course, student: str, assignment: str, folder: Path, grade
     timestamp to grade with (``timestamp.txt``, which the late penalty reads), replacing the
     student's own."""
     limits.setdefault("cell_timeout", int(course.config.Execute.timeout))
-    limits["hide"] = private_paths(course) + [str(p) for p in limits.get("hide", [])]
-    limits.setdefault("readonly", [str(REPO), sys.prefix, sys.base_prefix, *filter(None, [os.environ.get(DATA_ENV)])])
+    limits.setdefault("data", os.environ.get(DATA_ENV))
     reasons: list[str] = []
     files = read_tree(folder, refused=reasons)
     earlier = list(refused) if refused is not None else []  # e.g. add_submission's, into this folder
@@ -148,9 +137,64 @@ def make_task(course: Course, student: str, assignment: str, folder: Path, grade
         raise SubmissionRefused(mine[0])
     if timestamp is not None:
         files["timestamp.txt"] = timestamp.encode()
-    known = {f.name for f in fields(Task)}  # what this version of Task takes (``hide`` may be gone)
     return Task(assignment, student, files, read_tree(course.source(assignment).parent, True, limits=intake.STAFF),
-                gradebook, **{k: v for k, v in limits.items() if k in known})
+                gradebook, **limits)
+
+
+@dataclass
+class Supervised:
+    """How a supervised grading process ended: ``failed`` (stopped, or a non-zero exit) and why."""
+    error: str | None = None
+    failed: bool = False
+
+
+def supervise(target, root: Path, memory_mb: int, threads: int, wall_clock: float, *, text: str = "",
+              cell_timeout: int | None = None, data: str | None = None, args: tuple = ()) -> Supervised:
+    """Run ``target(str(root), memory_mb, env, cgroup, *args)`` (``forkserver.grade`` or ``.execute``)
+    in a fresh fork of the grading server and watch it: its kernel's cgroup (``memory_mb`` with
+    tmpfs, ``threads`` cores, ``sandbox.NPROC`` tasks) is made here, the grader is stopped as soon
+    as a fork bomb hits the task cap or ``wall_clock`` seconds have passed, and nothing it started
+    outlives it. ``text``: the notebook's text (the evaluators it names are guarded)."""
+    (root / "runtime").mkdir(mode=0o700, exist_ok=True)
+    group = Cgroup(f"dgm/grade/{root.name}")
+    problems = group.create(Caps(memory_mb=memory_mb, cpus=threads, tasks=sandbox.NPROC)) if sandbox.available() else []
+    env = {k: v for k, v in os.environ.items() if k != DB_ENV}  # the course's database stays out of sight
+    env.update(**torch_env(), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONUNBUFFERED="1",
+               JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+               **{MODULES_ENV: ",".join(m for m in GUARDED if m.rsplit(".", 1)[-1] in text)},
+               **({"DGM_CELL_TIMEOUT": str(cell_timeout)} if cell_timeout else {}),
+               **({DATA_ENV: data} if data else {}))
+    if problems:
+        group.remove()
+        return Supervised(f"the kernel's caps cannot be set: {'; '.join(problems)}", True)
+    child = forkserver.context().Process(target=target, daemon=False, args=(str(root), memory_mb, env, group.name, *args))
+    child.start()
+    stopped = None
+    try:
+        end = time.monotonic() + wall_clock
+        while child.is_alive() and stopped is None:
+            child.join(0.25)
+            if group.tasks_capped():  # a fork bomb: its outcome is known, stop it now
+                stopped = f"the submission started more than {sandbox.NPROC} processes (a fork bomb?)"
+            elif time.monotonic() > end and child.is_alive():
+                stopped = f"grading stopped after the {wall_clock:g} s limit for one submission"
+    finally:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)  # the grader, the kernel and anything they started
+        except ProcessLookupError:
+            pass
+        child.join()
+        oom = group.oom_kills()
+        group.remove()  # and whatever left the process group
+    log_file = root / forkserver.LOG
+    log = log_file.read_text(errors="replace")[-(64 << 10):] if log_file.exists() else ""
+    error = stopped
+    if not stopped and child.exitcode != 0:
+        error = log.strip().splitlines()[-1] if log.strip() else f"grader exited with {child.exitcode}"
+    if oom:
+        error = (f"{error}; " if error else "") + \
+            f"the kernel went over its memory cap of {memory_mb} MiB (tmpfs included) and was stopped"
+    return Supervised(error, bool(stopped) or child.exitcode != 0)
 
 
 def run_task(task: Task) -> Outcome:
@@ -170,42 +214,15 @@ def run_task(task: Task) -> Outcome:
         root = Path(tmp)
         db = root / forkserver.DB
         db.write_bytes(task.gradebook)
-        (root / "home").mkdir()
         (root / "notebooks" / task.assignment).mkdir(parents=True)
         write_tree(root / "notebooks" / task.assignment, task.source_files)
         submitted = root / "submitted" / task.student / task.assignment
         write_tree(submitted, task.files)
-        (root / "runtime").mkdir(mode=0o700)
         text = b"".join(task.files.values()).decode(errors="replace")
-        env = {k: v for k, v in os.environ.items() if k != DB_ENV}  # the course's database stays out of sight
-        env.update(**torch_env(), OMP_NUM_THREADS=str(task.threads), MKL_NUM_THREADS=str(task.threads),
-                   DGM_CELL_TIMEOUT=str(task.cell_timeout), PYTHONUNBUFFERED="1",
-                   JUPYTER_RUNTIME_DIR=str(root / "runtime"),
-                   **{MODULES_ENV: ",".join(m for m in GUARDED if m.rsplit(".", 1)[-1] in text)},
-                   **sandbox.spec_env([*task.hide, str(db), str(root / forkserver.LOG)], task.readonly, [str(root)],
-                                      root / "home", root.name))
-        child = forkserver.context().Process(target=forkserver.grade, daemon=False, args=(
-            str(root), task.assignment, task.student, task.memory_mb, env))
-        child.start()
-        try:
-            child.join(task.wall_clock)
-            timed_out = child.is_alive()
-        finally:
-            try:
-                os.killpg(child.pid, signal.SIGKILL)  # the kernel and anything it started go too
-            except ProcessLookupError:
-                pass
-            child.join()
-            forked = sandbox.remove_cgroup(root.name)  # and whatever left the process group
-        log = (root / forkserver.LOG).read_text(errors="replace") if (root / forkserver.LOG).exists() else ""
-        if timed_out:
-            out.error = f"grading stopped after the {task.wall_clock:g} s limit for one submission"
-        elif child.exitcode != 0:
-            out.error = log.strip().splitlines()[-1] if log.strip() else f"grader exited with {child.exitcode}"
-        if forked:
-            out.error = (f"{out.error}; " if out.error else "") + \
-                f"the submission started more than {sandbox.NPROC} processes (a fork bomb?)"
-        if timed_out or child.exitcode != 0:
+        run = supervise(forkserver.grade, root, task.memory_mb, task.threads, task.wall_clock, text=text,
+                        cell_timeout=task.cell_timeout, data=task.data, args=(task.assignment, task.student))
+        out.error = run.error
+        if run.failed:
             return out
         with Gradebook(f"sqlite:///{db}") as gb:
             sub = gb.find_submission(task.assignment, task.student)

@@ -170,6 +170,10 @@ SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
 TOKEN = f"dgm-orphan-{os.getpid()}"
 CASES["writes_gradebook"] = (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"),
                              FULL - 2 if SANDBOXED else 0, "test_kl_discrete" if SANDBOXED else None)
+# Files the kernel must not be able to read, whoever grades (the hub's, when it is set up here).
+SECRETS = ["/etc/shadow", str(REPO / "tests" / "test_kl_elbo.py"), str(REPO / "autograder" / "config.py"),
+           str(REPO / "notebooks" / AID / f"{AID}.ipynb"), str(REPO / ".git" / "HEAD"),
+           "/srv/dgm/hub/jupyterhub_cookie_secret", "/srv/dgm/course/gradebook_url", "/root/.bash_history"]
 SANDBOX_CASES = {
     "reads_source_notebook": (prepend("kl_discrete", f"print(open({str(SOURCE)!r}).read())"),
                               FULL - 2, "test_kl_discrete"),
@@ -194,7 +198,24 @@ while time.time() < end:
     found.update(p for p in os.listdir('/proc') if p.isdigit() and int(p) > 2)
     time.sleep(0.5)
 print('other kernels:', sorted(f for f in found if not f.startswith(mine)))"""), FULL, None),
+    # What a kernel as root, or with / read-only, could read: none of it is in its file system.
+    "reads_secrets": (prepend("kl_discrete", "import os\nfor path in SECRETS:\n    try:\n"
+                              "        print('secret:', path, len(open(path, 'rb').read()))\n"
+                              "    except OSError as e:\n        print('absent:', path, e.strerror)\n"
+                              "print('uid:', os.getuid(), os.getgid(), os.getgroups())".replace(
+                                  "SECRETS", repr(SECRETS))), FULL, None),
+    # Each tmpfs and the working directory have a size: filling them ends in ENOSPC, not a full host.
+    "fills_tmp_shm_and_workdir": (prepend("kl_discrete", "import os\nfor where in ('/tmp', '/dev/shm', '.'):\n"
+                                          "    try:\n        with open(os.path.join(where, 'fill'), 'wb') as f:\n"
+                                          "            for _ in range(3 << 10):\n                f.write(b'x' * (1 << 20))\n"
+                                          "        print('filled:', where)\n    except OSError as e:\n"
+                                          "        print('full:', where, e.strerror)\n"
+                                          "    os.remove(os.path.join(where, 'fill'))"), FULL, None),
 }
+# Packages submitted beside the notebook: with the launcher and kernel started isolated (python -I,
+# no working directory on sys.path) and the notebook run in an empty folder, none is imported.
+PLANTED_PACKAGES = {f"{name}/__init__.py": f"open({str(Path('/tmp') / f'dgm-planted-{os.getpid()}')!r} + '-{name}', 'w')\n"
+                    for name in ("autograder", "torch", "helpers", "numpy")}
 if SANDBOXED:
     CASES.update(SANDBOX_CASES)
 
@@ -233,6 +254,10 @@ def hostile_run(course, released, tmp_path_factory):
     prepend("kl_discrete", "import os\nwhile True:\n    os.fork()")(bomb)
     submissions.write(bomb, inbox, "fork_bomb", AID)
     (inbox / "extra_files" / AID / "big.bin").write_bytes(b"\0" * (5 << 20))
+    submissions.write(submissions.answered(released(AID), source), inbox, "submitted_packages", AID)
+    for rel, code in PLANTED_PACKAGES.items():
+        (inbox / "submitted_packages" / AID / rel).parent.mkdir(parents=True, exist_ok=True)
+        (inbox / "submitted_packages" / AID / rel).write_text(code)
     huge = submissions.answered(released(AID), source)
     huge.cells.append(nbformat.v4.new_markdown_cell("x" * (120 << 20)))
     submissions.write(huge, inbox, "huge_notebook", AID)
@@ -324,7 +349,7 @@ def test_grading_kernels_run_with_the_course_torch_env(hostile_run, course):
 def test_sandbox_hides_the_course_and_other_graders(hostile_run, course):
     source = printed(course, "reads_source_notebook")
     assert "No such file" in source and "HIDDEN" not in source
-    assert "Permission denied" in printed(course, "reads_gradebook"), "the scratch gradebook is out of reach"
+    assert "No such file" in printed(course, "reads_gradebook"), "the scratch gradebook is not in the kernel's file system"
     assert "Read-only file system" in printed(course, "writes_into_course_code")
     assert not (REPO / "helpers" / "planted.py").exists(), "the course's code must be read-only"
     assert "other kernels: []" in printed(course, "other_kernels"), printed(course, "other_kernels")
@@ -337,11 +362,36 @@ def test_no_network_and_no_process_outlives_grading(hostile_run, course):
     assert not left, "a detached child of a graded submission survived grading"
 
 
+@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root and bwrap (make test installs it)")
+def test_kernel_is_nobody_and_reads_no_secret(hostile_run, course):
+    out = printed(course, "reads_secrets")
+    assert "secret:" not in out, out
+    assert all(f"absent: {path} No such file or directory" in out for path in SECRETS), out
+    uid, gid, groups = out.split("uid:")[1].split(maxsplit=2)
+    assert int(uid) >= sandbox.UID_BASE and int(gid) == int(uid) and groups.startswith("[]"), out
+    assert hostile_run[0]["reads_secrets"].score.auto == FULL
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root and bwrap (make test installs it)")
+def test_tmpfs_and_working_folder_have_a_size(hostile_run, course):
+    out = printed(course, "fills_tmp_shm_and_workdir")
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith(("full", "filled"))] == ["full"] * 3, out
+    assert "No space left on device" in out
+    assert hostile_run[0]["fills_tmp_shm_and_workdir"].score.auto == FULL
+
+
+def test_submitted_packages_are_never_imported(hostile_run, course):
+    assert hostile_run[0]["submitted_packages"].score.auto == FULL, hostile_run[0]["submitted_packages"].line()
+    ran = sorted(Path("/tmp").glob(f"dgm-planted-{os.getpid()}-*"))
+    assert not ran, f"submitted packages ran outside the sandbox: {ran}"
+
+
 @pytest.mark.skipif(not SANDBOXED, reason="the process cap for root needs a pids cgroup")
 def test_fork_bomb_is_capped_and_cleaned_up(hostile_run, course):
     result = hostile_run[0]["fork_bomb"]
     assert result.score is not None and result.score.auto <= FULL - 2, result.line()
     assert "fork bomb" in result.error
+    assert result.seconds < 120, f"a fork bomb is stopped once it hits the cap, not at the wall clock ({result.seconds:.0f} s)"
     left = [p.pid for p in psutil.process_iter(["cwd"]) if "dgm-grade-" in (p.info["cwd"] or "")]
     assert not left, "no process of a graded submission survives"
 

@@ -104,7 +104,9 @@ def test_hub_configuration(tmp_path, monkeypatch):
     # Caps of every server, in its own control group <prefix>/users/<name> (defaults: site.json's).
     assert (c.CappedSpawner.cgroup_prefix, c.CappedSpawner.memory_mb, c.CappedSpawner.cpus,
             c.CappedSpawner.tasks) == ("cls", 2048, 1.0, 512)
-    service, culler = c.JupyterHub.services
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {hubmod.SERVICE, "executor", "idle-culler"}
+    service, culler = services[hubmod.SERVICE], services["idle-culler"]
     assert service["user"] == "cls-grader" and service["cwd"] == str(tmp_path / "course")
     # The idle culler: a hub service, as nobody, with the site's timeout and only the scopes it needs.
     assert culler["name"] == "idle-culler" and culler["user"] == "nobody"
@@ -116,7 +118,10 @@ def test_hub_configuration(tmp_path, monkeypatch):
     site.feedback, site.cull_idle_s = True, 0  # the grading service starts and stops with the hub; no culler
     c = Config()
     hubmod.configure(c, site)
-    formgrader, feedback = c.JupyterHub.services
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    formgrader, feedback, executor = services[hubmod.SERVICE], services["feedback"], services["executor"]
+    assert "user" not in executor and executor["command"][1:4] == ["-I", "-m", "autograder.executor"]
+    assert formgrader["environment"]["DGM_EXECUTOR"] == executor["command"][5] == str(tmp_path / "run" / "executor.sock")
     assert feedback["command"][1:5] == ["-m", "autograder", "--course", str(tmp_path / "course")]
     assert "serve" in feedback["command"] and feedback["environment"]["DGM_EXCHANGE"] == str(tmp_path / "exchange")
     assert len(c.JupyterHub.load_roles) == 1
