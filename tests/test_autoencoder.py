@@ -10,6 +10,7 @@ the VAE cells and keeps the autoencoder's.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from autograder.solutions import cell_source, load_solution
 from planted import assert_graded, edited, params
@@ -171,9 +172,13 @@ def test_results_folder_layout(tmp_path, monkeypatch):
     for arch in ("ae", "vae"):
         folder = tmp_path / "results" / f"AE-arch={arch}(512)-lr=0.001-ep=1"
         assert sorted(p.name for p in folder.iterdir()) == [  # epochs from 0, as in Project 3
-            "loss_curves.png", "perf_metrics.csv", "reconstruction_0.png", "sample_0.png"]
+            "loss_curves.png", "model.pt", "perf_metrics.csv", "reconstruction_0.png", "sample_0.png"]
         header, first = (folder / "perf_metrics.csv").read_text().splitlines()
         assert header == "epoch,train_loss,test_loss" and first.startswith("0,")
+        # the trained weights, which notebook 03 loads to draw these models' manifolds
+        saved = torch.load(folder / "model.pt", weights_only=True)
+        trained = full[arch].state_dict()
+        assert saved.keys() == trained.keys() and all(torch.equal(saved[k], trained[k]) for k in saved)
     assert full["EPOCHS"] == 1
 
 

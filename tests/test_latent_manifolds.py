@@ -304,18 +304,36 @@ def test_slider_cells_show_the_widget_or_a_static_figure(monkeypatch, gid, class
     plt.close("all")
 
 
+def notebook_01_run(root, kind: str, epochs: int, state: dict) -> None:
+    """Weights where notebook 01's run of ``kind`` saves them, in the course folder ``root``."""
+    folder = root / "01_autoencoder" / "results" / f"AE-arch={kind}(512)-lr=0.001-ep={epochs}"
+    folder.mkdir(parents=True)
+    torch.save(state, folder / "model.pt")
+
+
+def filled(model: torch.nn.Module, value: float) -> dict:
+    return {k: torch.full_like(w, value) for k, w in model.state_dict().items()}
+
+
 @pytest.fixture(scope="module")
 def graded_run(tmp_path_factory, one_thread):
-    """The source notebook run in grading mode (short budgets) in a fresh folder: ``(folder, namespace)``."""
-    folder = tmp_path_factory.mktemp("graded_run")
+    """The source notebook run in grading mode (short budgets) in a fresh folder beside a run of
+    notebook 01 that saved its weights (graded, they must not be used): ``(folder, namespace)``."""
+    root = tmp_path_factory.mktemp("graded_run")
+    folder = root / AID
+    folder.mkdir()
+    classes = {"torch": torch}
+    exec(compile(cell_source(AID, "models-01"), "models-01", "exec"), classes)  # notebook 01's classes
+    notebook_01_run(root, "ae", 100, filled(classes["Autoencoder"](), 0.01))
+    notebook_01_run(root, "vae", 100, filled(classes["VariationalAutoencoder"](), 0.01))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         ns = load_solution(AID)
     return folder, ns
 
 
-MODELS = ("ae_z2", "vae_z2")  # results/<model>/, as the checkpoints results/<model>.pt
-FIGURES = ("manifold_digits.png", "manifold.png")  # Project 3: both, for the AE and for the VAE
+MODELS = ("ae_z2", "vae_z2", "01_ae", "01_vae")  # results/<model>/; the checkpoints results/<model>.pt
+FIGURES = ("manifold_digits.png", "manifold.png")  # both, for each AE and each VAE
 
 
 def test_manifold_figures_are_written_for_both_models(graded_run):
@@ -330,31 +348,77 @@ def test_manifold_figures_are_written_for_both_models(graded_run):
         height, width = images[model, "manifold.png"].shape
         assert width < 1.5 * height, f"{model}/manifold.png: this model's panel, not both side by side"
     for name in FIGURES:
-        a, b = images["ae_z2", name], images["vae_z2", name]
-        assert a.shape != b.shape or not np.array_equal(a, b), f"{name}: the AE's figure and the VAE's are the same"
+        for ae, vae in (("ae_z2", "vae_z2"), ("01_ae", "01_vae")):
+            a, b = images[ae, name], images[vae, name]
+            assert a.shape != b.shape or not np.array_equal(a, b), f"{name}: the AE's figure and the VAE's are the same"
     assert not list((folder / "results").glob("manifold*.png")), "every figure says which model it shows"
     with torch.no_grad():
         assert torch.equal(ns["tiles_ae_uniform"], ns["ae2"].compute_sigmoid_given(ns["z_uniform"])), "the AE decodes its grid"
         assert torch.equal(ns["tiles_uniform"], ns["vae2"].compute_sigmoid_given(ns["z_uniform"])), "the VAE decodes its grid"
+        for name, model in (("01_ae", ns["ae01"]), ("01_vae", ns["vae01"])):
+            assert torch.equal(ns["tiles_01"][name], model.decode(ns["grids_01"][name])), f"{name} decodes its grid"
 
 
-def test_every_training_is_checkpointed_and_reused(graded_run, tmp_path, monkeypatch):
+def test_notebook_01s_models_are_trained_when_graded_and_gridded_where_their_codes_are(graded_run):
+    """Graded, notebook 01's AE and VAE (784-512-2) are trained here, not loaded from its run;
+    set_latent_vectors puts the VAE's grid on the prior's percentiles and the AE's on its codes."""
+    folder, ns = graded_run
+    ae, vae = ns["ae01"], ns["vae01"]
+    assert type(ae).__name__ == "Autoencoder" and type(vae).__name__ == "VariationalAutoencoder"
+    assert sum(p.numel() for p in ae.parameters()) == 806_674, "notebook 01's autoencoder"
+    assert vae.mean_head.out_features == vae.logvar_head.out_features == 2
+    for model in (ae, vae):
+        assert not any(torch.equal(w, torch.full_like(w, 0.01)) for w in model.state_dict().values()), \
+            "graded: notebook 01's saved weights must not be used"
+    assert sorted(p.name for p in (folder / "results").glob("01_*.pt")) == ["01_ae.pt", "01_vae.pt"]
+    with torch.no_grad():
+        untrained = ns["Autoencoder"]().loss(ns["x_test"][:1000]).item()
+        assert ae.loss(ns["x_test"][:1000]).item() < 0.8 * untrained, "the AE was trained"
+        assert vae.loss(ns["x_test"][:1000]).item() < 0.8 * untrained, "the VAE was trained"
+        q = ns["percentile_grid"](20)
+        assert torch.equal(ns["grids_01"]["01_vae"], ns["latent_grid"](q, q)), "the VAE: the prior's percentiles"
+        z = ae.encode(ns["x_test"])
+    grid = ns["grids_01"]["01_ae"]
+    assert grid.shape == (400, 2)
+    lo, hi = z.quantile(0.005, dim=0), z.quantile(0.995, dim=0)
+    assert torch.allclose(grid.min(0).values, lo, atol=1e-5) and torch.allclose(grid.max(0).values, hi, atol=1e-5), \
+        "the AE: a grid over the box of its own codes"
+    assert torch.equal(grid[:20, 1], grid[:1, 1].expand(20)) and (grid[:20, 0].diff() > 0).all(), "latent_grid's order"
+
+
+def test_every_training_is_checkpointed_and_reused(graded_run, tmp_path, monkeypatch, capsys):
     """A grading-mode run saves every model; a later full run with DGM_REUSE_CHECKPOINTS=1 runs
-    every cell without training (the contract with the browser test) and writes every figure."""
-    shutil.copytree(graded_run[0] / "results", tmp_path / "results")
-    monkeypatch.chdir(tmp_path)
-    saved = sorted(p.name for p in (tmp_path / "results").glob("*.pt"))
-    assert saved == ["ae_z2.pt", "rec_only_z1.pt", "vae_z1.pt", "vae_z2.pt"]
+    every cell without training (the contract with the browser test) and writes every figure.
+    Outside grading, notebook 01's models come from the weights its run saved beside this
+    notebook's folder (its longest run), or, where those do not fit, from this notebook's checkpoint."""
+    here = tmp_path / AID
+    shutil.copytree(graded_run[0] / "results", here / "results")
+    monkeypatch.chdir(here)
+    saved = sorted(p.name for p in (here / "results").glob("*.pt"))
+    assert saved == ["01_ae.pt", "01_vae.pt", "ae_z2.pt", "rec_only_z1.pt", "vae_z1.pt", "vae_z2.pt"]
     for model in MODELS:
         for name in FIGURES:
-            (tmp_path / "results" / model / name).unlink()
+            (here / "results" / model / name).unlink()
+    ae = graded_run[1]["Autoencoder"]()
+    notebook_01_run(tmp_path, "ae", 100, filled(ae, 0.01))
+    notebook_01_run(tmp_path, "ae", 5, filled(ae, 0.02))  # a shorter run: not the one to use
+    wrong_shape = graded_run[1]["VariationalAutoencoder"](latent=3)
+    notebook_01_run(tmp_path, "vae", 100, wrong_shape.state_dict())
 
     import helpers.train
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained although a checkpoint was there")
     monkeypatch.setattr(helpers.train, "train_vae", no_training)
+    monkeypatch.setattr(helpers.train.Trainer, "fit", no_training)
     monkeypatch.setenv("DGM_REUSE_CHECKPOINTS", "1")
     ns = load_solution(AID, grading=False)
-    assert ns["ITERATIONS"] > 1_000, "the full budget, yet nothing trained"
-    assert all((tmp_path / "results" / model / name).is_file() for model in MODELS for name in FIGURES)
+    assert ns["ITERATIONS"] > 1_000 and ns["EPOCHS_01"] > 1, "the full budget, yet nothing trained"
+    assert all((here / "results" / model / name).is_file() for model in MODELS for name in FIGURES)
+    assert all(torch.equal(w, torch.full_like(w, 0.01)) for w in ns["ae01"].state_dict().values()), \
+        "the AE: the weights of notebook 01's 100-epoch run"
+    graded_vae = graded_run[1]["vae01"].state_dict()
+    assert all(torch.equal(w, graded_vae[k]) for k, w in ns["vae01"].state_dict().items()), \
+        "the VAE: notebook 01's file does not fit, so this notebook's checkpoint"
+    out = capsys.readouterr().out
+    assert "AE-arch=ae(512)-lr=0.001-ep=100" in out and "does not fit notebook 01's model" in out

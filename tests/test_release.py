@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -128,6 +128,20 @@ def test_release_hands_out_what_the_calendar_allows(tmp_path):
     with pytest.raises(ScheduleError, match="02_vae is closed"):  # a calendar built in code, not loaded
         Schedule({**SCHEDULE.assignments, "03_latent_manifolds": early}).check_release("03_latent_manifolds", early.release)
     SCHEDULE.check_release("03_latent_manifolds", SCHEDULE.assignments["03_latent_manifolds"].release)
+
+
+def test_notebook_03_holds_notebook_01s_models_so_it_waits_until_01_is_closed():
+    """03 draws the manifolds of 01's autoencoder and VAE, whose classes it gives: 01's answers."""
+    given = {line.strip() for line in public_text(SOURCES["03_latent_manifolds"]).splitlines()}
+    assert len(SECRETS["01_autoencoder"] & given) >= 5, "03 gives 01's models"
+    dates = SCHEDULE.assignments["03_latent_manifolds"]
+    assert {"01_autoencoder", "02_vae"} <= set(dates.after) and dates.release >= CLOSES["01_autoencoder"]
+    early = Dates(CLOSES["01_autoencoder"] - timedelta(days=1), dates.due, ("01_autoencoder",))
+    with pytest.raises(ScheduleError, match="01_autoencoder is closed"):
+        Schedule({**SCHEDULE.assignments, "03_latent_manifolds": early}).check_release("03_latent_manifolds", early.release)
+    # without the rule, the released 03 would answer 01 for a late submission
+    assert open_leaks(SOURCES, {**RELEASE, "03_latent_manifolds": early.release}, CLOSES).get(
+        ("01_autoencoder", "03_latent_manifolds"))
 
 
 @pytest.mark.parametrize("text, error", [
