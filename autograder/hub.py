@@ -269,7 +269,9 @@ def setup(site: Site, sources: Path = REPO / "notebooks", db_url: str | None = N
     for path, mode in ((course_x, 0o2775), (course_x / "outbound", 0o2775),
                        (course_x / "inbound", 0o3773), (course_x / "feedback", 0o2771)):
         path.mkdir(exist_ok=True)
-        own(path, site.grader, site.staff, mode)
+        # feedback/ is root's: the grading service (root) releases feedback there, and nbgrader wants
+        # it to own the folder; the formgrader (the staff's group, groupshared) writes there too.
+        own(path, "root" if path.name == "feedback" else site.grader, site.staff, mode)
 
     # What each role's JupyterLab reads.
     (site.root / "jupyter").mkdir(exist_ok=True)
@@ -358,7 +360,7 @@ def runtime_python(site: Site) -> Path:
             (copy / name).symlink_to(Path(sys.prefix) / name)
     (copy / "lib" / version / "site-packages" / "dgm-course.pth").write_text(
         f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
-    for tool in ("jupyter", "nbgrader"):  # for terminals in JupyterLab
+    for tool in ("jupyter", "nbgrader", "alembic"):  # for terminals in JupyterLab; nbgrader runs alembic
         write(copy / "bin" / tool, f'#!/bin/sh\nexec "{copy}/bin/python" -m {tool} "$@"\n', mode=0o755)
     sh(["chmod", "-R", "a+rX,go-w", str(copy)])
     sh(as_user(site.grader, ["env", f"LD_LIBRARY_PATH={copy / 'lib'}", str(copy / "bin" / "python"), *check]))
