@@ -45,7 +45,9 @@ try:
 except Exception as e:
     print(json.dumps({"error": f"{type(e).__name__}: {e}"}))
 else:
-    print(json.dumps({"outputs": [o.get("text", "") + o.get("evalue", "") for c in nb.cells for o in c.get("outputs", [])]}))
+    text = lambda v: "".join(v) if isinstance(v, list) else (v or "")
+    print(json.dumps({"outputs": [text(o.get("text")) + text(o.get("ename")) + ": " + text(o.get("evalue"))
+                                  for c in nb.cells for o in c.get("outputs", [])]}))
 """
 
 

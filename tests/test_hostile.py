@@ -3,6 +3,7 @@ student gets the grade the rules give. All are graded in one parallel run (``--w
 from __future__ import annotations
 
 import os
+import sys
 from html import escape as html_escape
 from pathlib import Path
 
@@ -438,10 +439,11 @@ def test_the_grading_kernel_restores_defaults_classes_and_globals_before_a_test(
     """Direct, without nbgrader: tricks that a test's verdict depends on, undone before the test."""
     from jupyter_client import KernelManager
 
-    from autograder.guard import GradingKernelManager
+    from jupyter_client.kernelspec import KernelSpec
 
-    class Manager(KernelManager):
-        kernel_spec = GradingKernelManager.kernel_spec
+    class Manager(KernelManager):  # the grading kernel itself, without the sandbox around it
+        kernel_spec = KernelSpec(argv=[sys.executable, "-I", "-m", "autograder.kernel", "-f", "{connection_file}"],
+                                 display_name="grading kernel", language="python", interrupt_mode="message")
 
     km = Manager(transport="ipc", ip=str(tmp_path / "kernel"))
     km.start_kernel(env={**os.environ, "TMPDIR": str(tmp_path)})
