@@ -10,8 +10,13 @@ Then, through the hub's REST API, the formgrader service and the students' own s
   feedback; each student fetches their own; the grades are right;
 - code in a student's own kernel cannot read the course folder, the gradebook, another student's
   home or submission (PermissionError), nor log in to the database;
+- each server runs in its own control group with the caps (``autograder.hubcaps``): a memory hog
+  loses only its own kernel and is told why at its next cell, the neighbour's kernel keeps its
+  state; tmpfs pages count; busy loops stay within the CPU quota; threads stop at the task cap;
+  the idle culler runs as a hub service (its culling is checked by bench/class_load.py's test);
 - in Chromium: a student logs in on the hub's page and sees 00_kl_elbo in the Assignments tab; the
-  TA logs in and opens the formgrader.
+  TA logs in and opens the formgrader; a third student fetches, opens, runs a cell, validates,
+  submits and reads the grading service's feedback (screenshots ``hub-student-*.png``).
 
 It prints the time from setup to a usable login page and the memory of an idle student server.
 Every account, process and folder it made is removed at the end. Skipped, with the reason, when not
@@ -251,8 +256,8 @@ def hub():
     while len(ports) < 6:
         ports.add(free_port())
     port, hub_port, api_port, fg_port, pg_port, _ = sorted(ports)
-    names = {who: f"{prefix}-{who}" for who in ("instructor", "ta", "alice", "bob")}
-    roles = {"instructor": "instructor", "ta": "ta", "alice": "student", "bob": ""}  # bob: the default
+    names = {who: f"{prefix}-{who}" for who in ("instructor", "ta", "alice", "bob", "carol")}
+    roles = {"instructor": "instructor", "ta": "ta", "alice": "student", "bob": "", "carol": "student"}  # bob: the default
     roster = root / "roster.csv"
     with open(roster, "w", newline="") as f:
         w = csv.writer(f)
@@ -691,5 +696,65 @@ def test_the_ta_logs_in_and_opens_the_formgrader(chromium, hub, released):
         page.wait_for_url(f"**/services/{hubmod.SERVICE}/formgrader**")
         page.get_by_text(AID).first.wait_for()
         browser.screenshot(page, "hub-ta-formgrader")
+    finally:
+        context.close()
+
+
+def test_a_students_whole_journey_in_the_browser(chromium, hub, released):
+    """carol logs in, fetches 00 in the Assignments tab, opens it, runs a cell, validates, submits,
+    and reads the grading service's feedback: her own work and every verdict, no hidden test."""
+    name = hub.names["carol"]
+    home = Path(hubmod.pwd.getpwnam(name).pw_dir)
+    context, page = log_in(chromium, hub, "carol")
+    shots = []
+
+    def shot(step):
+        shots.append(browser.screenshot(page, f"hub-student-{len(shots) + 1}-{step}"))
+    try:
+        page.wait_for_url(f"**/user/{name}/lab**")
+        browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
+        page.locator("#released_assignments_list .list_item", has_text=AID).get_by_role("button", name="Fetch").click()
+        page.locator("#fetched_assignments_list .list_item", has_text=AID).wait_for()
+        shot("fetched")
+        # Her answers (the reference solutions), as she would have typed them.
+        nb = submissions.answered(home / AID / f"{AID}.ipynb", REPO / "notebooks" / AID / f"{AID}.ipynb")
+        nbformat.write(nb, home / AID / f"{AID}.ipynb")
+        os.chown(home / AID / f"{AID}.ipynb", *hubmod.pwd.getpwnam(name)[2:4])
+        page.goto(f"{hub.base}/user/{name}/lab/tree/{AID}/{AID}.ipynb")
+        panel = page.locator(browser.PANEL)
+        panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+        first = panel.locator(".jp-Notebook .jp-CodeCell").first
+        first.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Shift+Enter")
+        first.locator(".jp-InputArea-prompt", has_text="[1]").wait_for()
+        shot("ran-a-cell")
+        dialog = browser.validate(page)
+        dialog.locator(".validation-success").wait_for()
+        shot("validated")
+        dialog.get_by_role("button").last.click()
+        page.goto(f"{hub.base}/user/{name}/lab?reset")
+        browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
+        page.locator("#fetched_assignments_list .list_item", has_text=AID).get_by_role("button", name="Submit").click()
+        submitted_row = page.locator("#submitted_assignments_list .list_item", has_text=AID).first
+        submitted_row.wait_for()
+        shot("submitted")
+        started = time.monotonic()
+        fetch_feedback = page.get_by_role("button", name="Fetch Feedback")
+        while not fetch_feedback.count():  # the grading service's feedback, minutes at most
+            assert time.monotonic() - started < 600, "no feedback from the grading service in 10 minutes"
+            time.sleep(3)
+            page.locator("#refresh_assignments_list").click()
+        print(f"\nfeedback in the browser {time.monotonic() - started:.0f} s after Submit")
+        shot("feedback-arrived")
+        fetch_feedback.first.click()
+        page.get_by_text("(view feedback)").first.wait_for()
+        [html] = (home / AID / "feedback").glob(f"*/{AID}.html")
+        relative = html.relative_to(home)
+        page.goto(f"{hub.base}/user/{name}/files/{relative}")
+        text = page.locator("body").inner_text()
+        shot("feedback-page")
+        assert "Score:" in text and "Early feedback on your submission" in text
+        assert "def kl_normal" in text                           # her own work
+        assert "hidden tests ran here" in text and "BEGIN HIDDEN TESTS" not in text
     finally:
         context.close()
