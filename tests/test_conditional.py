@@ -407,8 +407,51 @@ VAE_LABELS = {
 }
 
 
+# --- section 8's Gaussian decoder (test_gaussian_nll) ------------------------------------------
+
+GAUSS = "import math\ndef gaussian_nll(x, mean, variance):\n    {}\n"
+VAR = "variance = torch.as_tensor(variance, dtype=x.dtype)\n    "
+SQ = "(x - mean).pow(2).sum(-1)"
+D = "x.shape[-1]"
+
+
+def nll(squared: str = SQ + " / (2 * variance)", constant: str = f"0.5 * {D} * torch.log(2 * math.pi * variance)",
+        reduce: str = ".mean()") -> str:
+    return VAR + f"return ({squared} + {constant}){reduce}"
+
+
+GAUSSES = {**own_solution(AID, "gaussian_nll"), **answers(GAUSS, {
+    "torch.distributions.Normal": (True, "std = torch.as_tensor(variance).sqrt()\n"
+                                         "    return -torch.distributions.Normal(mean, std).log_prob(x).sum(-1).mean()"),
+    "F.gaussian_nll_loss(full=True), summed, over the batch size": (
+        True, "var = torch.as_tensor(variance, dtype=x.dtype).expand_as(x)\n"
+              "    return F.gaussian_nll_loss(mean, x, var, full=True, reduction='sum') / len(x)"),
+    "per pixel through the log-variance, then the sums": (
+        True, VAR + "logvar = variance.log()\n"
+                    "    per_pixel = 0.5 * ((x - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))\n"
+                    "    return per_pixel.sum(1).mean()"),
+    "D * MSE / (2 sigma^2) plus the constant": (
+        True, VAR + f"return {D} * F.mse_loss(mean, x, reduction='none').mean(-1).mean() / (2 * variance) "
+                    f"+ {D} / 2 * torch.log(2 * torch.pi * variance)"),
+    "variance read as a standard deviation": (False, nll(SQ + " / (2 * variance ** 2)",
+                                                         f"0.5 * {D} * torch.log(2 * math.pi * variance ** 2)")),
+    "variance read as a log-variance": (False, nll(SQ + " / (2 * variance.exp())", f"0.5 * {D} * (math.log(2 * math.pi) + variance)")),
+    "constant left out": (False, VAR + f"return ({SQ} / (2 * variance)).mean()"),
+    "constant without 2 pi": (False, nll(constant=f"0.5 * {D} * torch.log(variance)")),
+    "constant once, not D times": (False, nll(constant="0.5 * torch.log(2 * math.pi * variance)")),
+    "constant for 784 pixels whatever D": (False, nll(constant="0.5 * 784 * torch.log(2 * math.pi * variance)")),
+    "no 1/2 on the squared error": (False, nll(SQ + " / variance")),
+    "mean over the pixels": (False, VAR + f"return ((x - mean).pow(2) / (2 * variance) + 0.5 * torch.log(2 * math.pi * variance)).mean()"),
+    "sum over the batch": (False, nll(reduce=".sum()")),
+    "per image (batch,), not averaged": (False, nll(reduce="")),
+    "the log-density (wrong sign)": (False, VAR + f"return -({SQ} / (2 * variance) + 0.5 * {D} * torch.log(2 * math.pi * variance)).mean()"),
+    "math.log: no gradient for a learned variance": (False, VAR + f"return ({SQ} / (2 * variance) + 0.5 * {D} * math.log(2 * math.pi * float(variance))).mean()"),
+    "the mean detached": (False, nll(f"(x - mean.detach()).pow(2).sum(-1) / (2 * variance)")),
+})}
+
+
 PLANTED: Table = {"test_vae": VAES, "test_cvae_interface": CVAES, "test_cvae_loss": LOSSES,
-                  "test_vae_ignores_label": VAE_LABELS}
+                  "test_vae_ignores_label": VAE_LABELS, "test_gaussian_nll": GAUSSES}
 
 
 @pytest.mark.parametrize("test, right, answer", params(PLANTED))
@@ -586,6 +629,48 @@ def test_grading_budget_is_short(trained, monkeypatch):
     assert (trained["VAE_RUN"].latent_dim, trained["VAE_RUN"].epochs) == (20, 10), "the lab guide's --latent_dim 20 --epochs 10"
 
 
+def test_the_split_is_the_guides_5_1_1_of_the_training_images(trained):
+    n = [len(trained[k]) for k in ("x_train", "x_val", "x_test")]
+    assert sum(n) == 60_000 and n[1] == n[2] == 60_000 // 7 and abs(n[0] - 5 * n[1]) < 7, n
+    x_all = torch.cat([trained["x_train"], trained["x_val"], trained["x_test"]])
+    assert torch.equal(x_all, data.load("mnist", "train")[0].reshape(-1, 28, 28)), "disjoint, in order, all of them"
+
+
+def test_the_gaussian_decoder_trains_on_the_students_kl_and_gaussian_nll(solution, monkeypatch):
+    """Section 8: GaussianVAE is the student's VAE whose loss is their KL plus their gaussian_nll of
+    the same sample's sigmoid means; graded, it trains one epoch and learns to reconstruct."""
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    ns = dict(solution)
+    exec(compile(cell_source(AID, "train").split("\nruntime.seed")[0], "train", "exec"), ns)  # fitter, not its run
+    assert "fitter" in ns and "vae" not in ns
+    for gid in ("gaussian_nll", "gaussian_vae"):
+        exec(compile(cell_source(AID, gid), gid, "exec"), ns)
+    assert ns["GAUSSIAN_RUN"].budget == 1 and ns["GAUSSIAN_RUN"].latent_dim == ns["VAE_RUN"].latent_dim
+    gvae, x = ns["gvae"], ns["x_val"][:64]
+    assert isinstance(gvae, ns["VAE"]) and gvae.variance == ns["VARIANCE"]
+    torch.manual_seed(3)
+    nelbo, kl, rec = gvae.loss(x)
+    torch.manual_seed(3)
+    logits, _, _ = gvae(x)
+    torch.manual_seed(3)
+    want_kl = ns["VAE"].loss(gvae, x)[1]
+    assert torch.allclose(rec, ns["gaussian_nll"](x.reshape(64, 784), torch.sigmoid(logits), ns["VARIANCE"]))
+    assert torch.allclose(kl, want_kl) and torch.allclose(nelbo, kl + rec)
+    untrained = ns["GaussianVAE"](ns["VAE_RUN"].latent_dim)
+    with torch.no_grad():
+        mse = lambda m: ((m.reconstruct(x) - x) ** 2).mean().item()
+        assert mse(gvae) < 0.5 * mse(untrained), (mse(gvae), mse(untrained))
+
+    class Inline(ns["VAE"]):  # a loss that never calls forward: the Gaussian decoder says so
+        def loss(self, x):
+            mu, logvar = self.encode(x)
+            return mu.sum(), mu.sum(), mu.sum()
+    ns["VAE"] = Inline
+    exec(compile(cell_source(AID, "gaussian_vae").split("\n\nGAUSSIAN_RUN")[0], "gaussian_vae", "exec"), ns)
+    with pytest.raises(RuntimeError, match="must call forward"):
+        ns["GaussianVAE"](4).loss(x)
+
+
 # --- through nbgrader: partial credit -------------------------------------------------------------
 
 def _ignore_label() -> str:
@@ -608,7 +693,8 @@ def test_models_that_do_not_train_lose_most_points(grade_planted):
     assert cells["test_vae"] == 0 and cells["test_cvae_loss"] == 0
     assert cells["test_reconstruction"] < 1 and cells["test_generation"] < 1, cells
     assert cells["test_cvae_interface"] == 4, "the CVAE itself is fine"
-    assert score.auto <= 8
+    assert cells["test_gaussian_nll"] == 3, "the Gaussian decoder's loss is graded on its own"
+    assert score.auto <= 11
 
 
 def test_a_large_code_loses_the_compression_bonus(grade_planted):
