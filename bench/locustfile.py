@@ -121,7 +121,8 @@ class Student(Journey):
 
 class MemoryHog(Journey):
     role = "hog"
-    fixed_count = 1 if CONFIG["people"]["hog"] else 0
+    abstract = not CONFIG["people"]["hog"]  # fixed_count 0 would make it a weighted class
+    fixed_count = 1
 
     @task
     def hog(self):
@@ -150,7 +151,8 @@ class MemoryHog(Journey):
 
 class CpuLoop(Journey):
     role = "spinner"
-    fixed_count = 1 if CONFIG["people"]["spinner"] else 0
+    abstract = not CONFIG["people"]["spinner"]  # fixed_count 0 would make it a weighted class
+    fixed_count = 1
 
     @task
     def spin(self):
