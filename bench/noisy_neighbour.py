@@ -27,12 +27,12 @@ from autograder.torch_env import run_with_torch_env  # noqa: E402
 
 AID = "00_kl_elbo"
 FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
-# Fills its tmpfs and its heap up to the memory cap, then spins: stopped by the cap or the clock.
+# Fills its tmpfs and its heap up to the memory cap, then holds it: stopped by the cap or the clock.
 MEMORY_HOG = ("import os\nhog = []\nfor where in ('/tmp', '/dev/shm'):\n    try:\n"
               "        with open(os.path.join(where, 'hog'), 'wb') as f:\n            while True:\n"
               "                f.write(b'x' * (1 << 20))\n    except OSError:\n        pass\n"
               "try:\n    while True:\n        hog.append(bytearray(64 << 20))\nexcept MemoryError:\n    pass\n"
-              "while True:\n    pass\n")
+              "import time\nwhile True:\n    time.sleep(1)\n")
 
 
 def honest_seconds(course: Course, inbox: Path, workers: int, wall_clock: float, memory_mb: int) -> list[float]:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--honest", type=int, default=2, help="honest submissions graded at once")
     p.add_argument("--repeat", type=int, default=2, help="rounds of each (the mean is reported)")
     p.add_argument("--wall-clock", type=float, default=120, help="seconds allowed to each submission")
-    p.add_argument("--memory-mb", type=int, default=3072, help="memory cap of each grader")
+    p.add_argument("--memory-mb", type=int, default=6144, help="memory cap of each grader")
     args = p.parse_args(argv)
     if not sandbox.available():
         print("neighbour: needs root, bwrap and setpriv (the grading sandbox); not run")
