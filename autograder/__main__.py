@@ -4,14 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import urllib.parse
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
 from . import lms, sandbox
 from .bundle import write_bundle
-from .config import DB_ENV, REPO
+from .config import DB_ENV, REPO, gradebook_url
 from .course import Course, GradingError
 from .grade import grade_folder
 from .schedule import FORMAT, Schedule, ScheduleError
@@ -165,22 +164,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def db_url(args) -> str | None:
-    """The gradebook's URL from ``--db-file`` or ``--db`` (None: ``$DGM_DB_URL`` or the course's SQLite);
-    warns when ``--db`` carries a password, which every user of the machine can read in ``ps``."""
-    if args.db_file is not None:
-        try:
-            lines = [ln.strip() for ln in args.db_file.read_text().splitlines() if ln.strip()]
-        except OSError as e:
-            raise GradingError(f"--db-file {args.db_file}: {e.strerror}") from None
-        if not lines:
-            raise GradingError(f"--db-file {args.db_file}: empty (one line: the database's URL)")
-        if os.stat(args.db_file).st_mode & 0o004:
-            print(f"warning: {args.db_file} is readable by every user: chmod o-r it", file=sys.stderr)
-        return lines[0]
-    if args.db and urllib.parse.urlsplit(args.db).password:
-        print(f"warning: --db puts the database's password on the command line, where every user of this "
-              f"machine can read it (ps): use --db-file PATH or ${DB_ENV} instead", file=sys.stderr)
-    return args.db
+    """The gradebook's URL from ``--db-file`` or ``--db`` (``autograder.config.gradebook_url``)."""
+    try:
+        return gradebook_url(args.db, args.db_file, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    except ValueError as e:
+        raise GradingError(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -80,6 +80,29 @@ def apply(c: Config, root: Path = REPO) -> Config:
     return c
 
 
+def gradebook_url(url: str | None = None, url_file: str | Path | None = None, warn=None) -> str | None:
+    """The gradebook's URL given as ``--db-file PATH`` (its first line) or ``--db URL``; None if
+    neither (then ``$DGM_DB_URL`` or the course's SQLite). ``warn(message)`` is told when the URL
+    with its password is on the command line (every user of the machine reads it with ``ps``) or
+    the file is readable by everyone. Raises ``ValueError`` if the file cannot be used."""
+    import urllib.parse
+    if url_file is not None:
+        try:
+            lines = [ln.strip() for ln in Path(url_file).read_text().splitlines() if ln.strip()]
+            mode = os.stat(url_file).st_mode
+        except OSError as e:
+            raise ValueError(f"--db-file {url_file}: {e.strerror}") from None
+        if not lines:
+            raise ValueError(f"--db-file {url_file}: empty (one line: the database's URL)")
+        if mode & 0o004 and warn:
+            warn(f"{url_file} is readable by every user: chmod o-r it")
+        return lines[0]
+    if url and warn and urllib.parse.urlsplit(url).password:
+        warn(f"--db puts the database's password on the command line, where every user of this machine "
+             f"can read it (ps): use --db-file PATH or ${DB_ENV} instead")
+    return url
+
+
 def course_config(root: Path = REPO) -> Config:
     """A fresh ``Config`` for the course rooted at ``root``."""
     return apply(Config(), root)
