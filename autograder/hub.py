@@ -17,7 +17,8 @@ The site (default ``/srv/dgm``; names below for the default prefix ``dgm``):
   and a submission's folder (``helpers.exchange.PrivateSubmit``) is open to its author and the staff only.
 * ``postgres/``: the gradebook's PostgreSQL cluster, run as ``dgm-db`` (mode 0700), listening on
   127.0.0.1 with password authentication; its URL is in ``course/gradebook_url`` (0640).
-  ``setup --db URL`` points at another database instead.
+  ``setup --db-file PATH`` (a file holding the URL; ``--db URL`` shows its password in ``ps``)
+  points at another database instead.
 * ``jupyter/student``, ``jupyter/staff``: what each role's JupyterLab reads (``$JUPYTER_CONFIG_PATH``):
   the nbgrader client configuration, and for students the formgrader switched off.
 * ``hub/``: JupyterHub's own state (``jupyterhub_config.py``, its database, cookie secret), root only.
@@ -45,7 +46,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import COURSE_ID, REPO
+from .config import COURSE_ID, REPO, gradebook_url
 from .torch_env import torch_env
 from .lab import STUDENT_CONFIG
 
@@ -696,8 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--data", help="the data folder kernels read ($DGM_DATA; default: the repository's)")
     s.add_argument("--ssl-key")
     s.add_argument("--ssl-cert")
-    s.add_argument("--db", metavar="URL", help="the gradebook's database (default: a PostgreSQL cluster "
-                                                 "of the site's own)")
+    db = s.add_mutually_exclusive_group()
+    db.add_argument("--db-file", type=Path, metavar="PATH", help="a file whose first line is the gradebook's "
+                    "database URL (default: a PostgreSQL cluster of the site's own)")
+    db.add_argument("--db", metavar="URL", help="the same as a URL: its password is seen by every user in ps")
     s.add_argument("--sources", type=Path, default=REPO / "notebooks", help="source notebooks to copy in")
     s.add_argument("--feedback", action=argparse.BooleanOptionalAction, default=None,
                    help="run the grading service (feedback on submit) with the hub")
@@ -731,7 +734,11 @@ def main(argv: list[str] | None = None) -> int:
                         "server_tasks", "reserve_mb", "cull_idle_s", "cull_every_s", "activity_s"):
                 if getattr(args, key) is not None:
                     setattr(site, key, getattr(args, key))
-            setup(site, args.sources, args.db, lock=not args.no_lock)
+            try:
+                url = gradebook_url(args.db, args.db_file, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+            except ValueError as e:
+                raise HubError(str(e)) from None
+            setup(site, args.sources, url, lock=not args.no_lock)
             print(f"site ready in {site.root}; add people with `python -m autograder.hub accounts ROSTER.csv "
                   f"--root {site.root}`, start with `python -m autograder.hub up --root {site.root}`")
             return 0
