@@ -193,7 +193,8 @@ def supervise(target, root: Path, memory_mb: int, threads: int, wall_clock: floa
         error = log.strip().splitlines()[-1] if log.strip() else f"grader exited with {child.exitcode}"
     if oom:
         error = (f"{error}; " if error else "") + \
-            f"the kernel went over its memory cap of {memory_mb} MiB (tmpfs included) and was stopped"
+            f"the submission went over its memory cap of {memory_mb} MiB (tmpfs included): the kernel's OOM killer " \
+            f"stopped {oom} of its processes"
     return Supervised(error, bool(stopped) or child.exitcode != 0)
 
 

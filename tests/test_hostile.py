@@ -205,6 +205,11 @@ print('other kernels:', sorted(f for f in found if not f.startswith(mine)))"""),
                               "    except OSError as e:\n        print('absent:', path, e.strerror)\n"
                               "print('uid:', os.getuid(), os.getgid(), os.getgroups())".replace(
                                   "SECRETS", repr(SECRETS))), FULL, None),
+    # Children of the kernel, each under its own RLIMIT_AS, together over the group's memory cap.
+    "children_over_the_memory_cap": (prepend("kl_discrete", "import subprocess, sys\nkids = [subprocess.Popen("
+                                             "[sys.executable, '-c', 'import time; open(\\'/proc/self/oom_score_adj\\', \\'w\\').write(\\'1000\\'); x = bytearray(1 << 30); time.sleep(15)'])"
+                                             " for _ in range(8)]\nprint('killed:', sum(k.wait() == -9 for k in kids))"),
+                                     FULL, None),
     # Each tmpfs and the working directory have a size: filling them ends in ENOSPC, not a full host.
     "fills_tmp_shm_and_workdir": (prepend("kl_discrete", "import os\nfor where in ('/tmp', '/dev/shm', '.'):\n"
                                           "    try:\n        with open(os.path.join(where, 'fill'), 'wb') as f:\n"
@@ -379,6 +384,14 @@ def test_tmpfs_and_working_folder_have_a_size(hostile_run, course):
     assert [line.split(":")[0] for line in out.splitlines() if line.startswith(("full", "filled"))] == ["full"] * 3, out
     assert "No space left on device" in out
     assert hostile_run[0]["fills_tmp_shm_and_workdir"].score.auto == FULL
+
+
+@pytest.mark.skipif(not SANDBOXED, reason="the grading sandbox needs root and bwrap (make test installs it)")
+def test_the_memory_cap_holds_for_the_kernel_and_its_children(hostile_run, course):
+    result = hostile_run[0]["children_over_the_memory_cap"]
+    killed = int(printed(course, "children_over_the_memory_cap").split("killed:")[1].split()[0])
+    assert killed >= 1, "8 GiB of children in a 6 GiB group: the OOM killer stops some (they ask to go first)"
+    assert "memory cap" in result.error and result.score.auto == FULL, result.line()
 
 
 def test_submitted_packages_are_never_imported(hostile_run, course):
