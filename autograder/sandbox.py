@@ -182,17 +182,18 @@ def bwrap_args(spec: dict, cwd: str, uid: int) -> list[str]:
             args += ["--symlink", os.readlink(host), str(host)]
         elif host.is_dir():
             args += ["--ro-bind", str(host), str(host)]
-    args += ["--ro-bind", "/usr", "/usr"]
+    args += ["--ro-bind", "/usr", "/usr", "--dev", "/dev", "--proc", "/proc"]
+    runtime, mounts = spec["runtime"], {"/", "/tmp", "/dev", "/dev/shm", HOME}
+    # The tmpfs mounts before the binds: mounted after, /tmp's would hide an allowed path under /tmp
+    # (a site's copied Python in /tmp/..., the data), and the kernel could not even start.
+    for path, size in (("/tmp", TMPFS_MB["/tmp"]), ("/dev/shm", TMPFS_MB["/dev/shm"]), (HOME, TMPFS_MB["home"])):
+        args += ["--perms", "1777", "--size", str(size << 20), "--tmpfs", path]
     binds = [f"/etc/{name}" for name in ETC if os.path.lexists(f"/etc/{name}")] + allowed_paths(spec.get("data"))
-    parents = sorted({str(q) for p in binds for q in Path(p).parents if str(q) != "/"}, key=len)
+    parents = sorted({str(q) for p in binds for q in Path(p).parents} - mounts, key=len)
     for parent in parents:  # bwrap would make them 0700, out of the kernel's reach
         args += ["--perms", "0755", "--dir", parent]
     for path in binds:
         args += ["--ro-bind", path, path]
-    args += ["--dev", "/dev", "--proc", "/proc"]
-    runtime, mounts = spec["runtime"], {"/", "/tmp", "/dev", "/dev/shm", HOME}
-    for path, size in (("/tmp", TMPFS_MB["/tmp"]), ("/dev/shm", TMPFS_MB["/dev/shm"]), (HOME, TMPFS_MB["home"])):
-        args += ["--perms", "1777", "--size", str(size << 20), "--tmpfs", path]
     for parent in sorted({str(q) for p in (cwd, runtime) for q in Path(p).parents} - mounts - set(parents), key=len):
         args += ["--perms", "0755", "--dir", parent]
     args += ["--perms", "1777", "--size", str(TMPFS_MB["work"] << 20), "--tmpfs", cwd]
