@@ -67,7 +67,7 @@ def site(released):
         hub.own(root / "run", "root", s.staff, 0o750)
         work = root / "work"
         work.mkdir()
-        hub.own(work, ta, s.staff, 0o770)
+        hub.own(work, ta, s.staff, 0o775)  # the student account runs the same script (and is refused)
         gradebook = root / "gradebook_url"  # a secret the staff can read: the kernel must not
         gradebook.write_text("postgresql://dgm:secret@127.0.0.1/dgm\n")
         hub.own(gradebook, ta, s.staff, 0o640)
@@ -86,7 +86,7 @@ def site(released):
         nbformat.write(nb, work / f"{AID}.ipynb")
         (work / "run.py").write_text(RUN)
         for path in (work / f"{AID}.ipynb", work / "run.py"):
-            hub.own(path, ta, s.staff, 0o640)
+            hub.own(path, ta, s.staff, 0o644)
         executor = subprocess.Popen([sys.executable, "-I", "-m", "autograder.executor", "--socket",
                                      str(s.executor_socket), "--group", s.staff, "--workers", "1"],
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd="/")
