@@ -182,8 +182,14 @@ class Cgroup:
 
     # --- end -------------------------------------------------------------------------------
     def kill(self, timeout: float = 10.0) -> None:
-        """SIGKILL every process in the group until it is empty (or ``timeout`` seconds)."""
+        """SIGKILL every process in the group until it is empty (or ``timeout`` seconds). The task
+        cap drops to 0 first, so that nothing in the group (a fork bomb) can fork while it is emptied."""
         folder = self.folders().get("pids") or next(iter(self.folders().values()), None)
+        if "pids" in self.folders():
+            try:
+                (self.folders()["pids"] / "pids.max").write_text("0")
+            except OSError:
+                pass
         if folder is not None and self.version == 2 and (folder / "cgroup.kill").exists():
             try:
                 (folder / "cgroup.kill").write_text("1")
