@@ -2,11 +2,14 @@
 
 Playwright's own browser download is not used: ``launch`` starts ``/usr/bin/chromium``
 (``$DGM_CHROMIUM`` to override), headless. Screenshots go to ``$DGM_ARTIFACTS`` or
-``test-artifacts/`` at the repository root.
+``test-artifacts/`` at the repository root; those meant for the guides (``screenshot(..., guide=True)``)
+also go to ``$DGM_SCREENSHOTS`` when it is set (``DGM_SCREENSHOTS=docs``: the committed ones), so
+an ordinary ``make test`` leaves ``docs/`` as it is.
 """
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,9 +61,15 @@ def artifacts() -> Path:
     return folder
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, guide: bool = False) -> Path:
+    """``name``.png of what ``page`` shows, in ``artifacts()``; with ``guide``, copied to
+    ``$DGM_SCREENSHOTS`` (relative to the repository) when that is set."""
     path = artifacts() / f"{name}.png"
     page.screenshot(path=str(path))
+    if guide and os.environ.get("DGM_SCREENSHOTS"):
+        folder = REPO / os.environ["DGM_SCREENSHOTS"]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / path.name)
     return path
 
 

@@ -37,7 +37,7 @@ def test_class_load_on_the_hub_holds_caps_culls_and_loses_nothing(capsys):
     bench = runpy.run_path(str(REPO / "bench" / "class_load.py"))
     n = 4
     result = bench["run"](["--students", str(n), "--cull-check", "--cull-idle", "30", "--cull-every", "10",
-                           "--activity-interval", "10"])
+                           "--activity-interval", "10", "--max-minutes", "10"])  # locust stops by then, done or not
     out = capsys.readouterr().out
     print(out)
     assert re.search(rf"^class: {n} students, login\+spawn p95 [\d.]+ s, feedback p95 [\d.]+ s, errors 0, "

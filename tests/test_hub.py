@@ -1,22 +1,28 @@
 """The class's JupyterHub (``autograder.hub``, ``make hub``) end to end, as root.
 
 One module-wide site in a scratch folder: ``python -m autograder.hub setup`` (a PostgreSQL cluster
-of its own, run by an unprivileged account), ``accounts`` (an instructor, a TA and two students,
+of its own, run by an unprivileged account), ``accounts`` (an instructor, a TA and four students,
 Unix accounts made from a roster), ``up`` (JupyterHub with PAM log-in on loopback, free ports).
 Then, through the hub's REST API, the formgrader service and the students' own servers:
 
-- the instructor releases 00_kl_elbo; each student fetches it, answers it (one right, one with a
-  wrong ``kl_normal``) and submits; the TA collects, autogrades into PostgreSQL and releases
-  feedback; each student fetches their own; the grades are right;
+- the instructor releases 00_kl_elbo; each student fetches it, answers it (alice right, bob with a
+  wrong ``kl_normal``, mallory right but her first cell tries to read /etc/shadow, the gradebook's
+  URL, the hub's cookie secret and the repository's tests, and to reach PostgreSQL and the hub)
+  and submits; the TA collects, autogrades into PostgreSQL through the formgrader (the students'
+  code runs in the sandbox, through the root executor service) and releases feedback; each student
+  fetches their own; the grades are right, mallory's kernel ran as a sandbox uid and reached none
+  of what it tried, and the secrets and the gradebook are as they were;
 - code in a student's own kernel cannot read the course folder, the gradebook, another student's
   home or submission (PermissionError), nor log in to the database;
 - each server runs in its own control group with the caps (``autograder.hubcaps``): a memory hog
   loses only its own kernel and is told why at its next cell, the neighbour's kernel keeps its
   state; tmpfs pages count; busy loops stay within the CPU quota; threads stop at the task cap;
   the idle culler runs as a hub service (its culling is checked by bench/class_load.py's test);
-- in Chromium: a student logs in on the hub's page and sees 00_kl_elbo in the Assignments tab; the
-  TA logs in and opens the formgrader; a third student fetches, opens, runs a cell, validates,
-  submits and reads the grading service's feedback (screenshots ``hub-student-*.png``).
+- in Chromium: a student logs in on the hub's page and sees 00_kl_elbo in the Assignments tab but
+  no formgrader; carol fetches, opens, runs a cell, validates, submits and reads the grading
+  service's feedback; the TA opens the formgrader, collects, autogrades carol's submission,
+  grades a written answer by hand, generates and releases her feedback, and carol fetches it
+  (screenshots ``hub-student-*.png``, ``hub-ta-*.png``; into ``docs/`` with ``DGM_SCREENSHOTS=docs``).
 
 It prints the time from setup to a usable login page and the memory of an idle student server.
 Every account, process and folder it made is removed at the end. Skipped, with the reason, when not
@@ -45,7 +51,7 @@ import requests
 import browser
 from autograder import hub as hubmod
 from autograder import hubcaps, hubclient
-from autograder import submissions
+from autograder import sandbox, submissions
 from autograder.config import REPO
 from autograder.lab import free_port
 
@@ -256,8 +262,9 @@ def hub():
     while len(ports) < 6:
         ports.add(free_port())
     port, hub_port, api_port, fg_port, pg_port, _ = sorted(ports)
-    names = {who: f"{prefix}-{who}" for who in ("instructor", "ta", "alice", "bob", "carol")}
-    roles = {"instructor": "instructor", "ta": "ta", "alice": "student", "bob": "", "carol": "student"}  # bob: the default
+    names = {who: f"{prefix}-{who}" for who in ("instructor", "ta", "alice", "bob", "carol", "mallory")}
+    roles = {"instructor": "instructor", "ta": "ta", "alice": "student", "bob": "",  # bob: the default
+             "carol": "student", "mallory": "student"}
     roster = root / "roster.csv"
     with open(roster, "w", newline="") as f:
         w = csv.writer(f)
@@ -341,12 +348,43 @@ def released(hub):
     return AID
 
 
+# mallory's first answer: it looks around before it computes the KL (autograded in the sandbox).
+HOSTILE = """import json as _json, os as _os, socket as _socket
+_seen = {"uid": _os.getuid(), "groups": _os.getgroups()}
+for _name, _path in _TARGETS.items():
+    try:
+        open(_path, "rb").read()
+        _seen[_name] = "read"
+    except OSError as _e:
+        _seen[_name] = type(_e).__name__
+for _name, _port in _PORTS.items():
+    try:
+        _socket.create_connection(("127.0.0.1", _port), timeout=5).close()
+        _seen[_name] = "connected"
+    except OSError as _e:
+        _seen[_name] = type(_e).__name__
+print("SANDBOX " + _json.dumps(_seen))
+"""
+
+
+def hostile_targets(site: hubmod.Site) -> dict[str, str]:
+    """What mallory's notebook tries to read while it is autograded."""
+    return {"shadow": "/etc/shadow", "gradebook_url": str(site.gradebook_url_file),
+            "cookie_secret": str(site.state / "jupyterhub_cookie_secret"),
+            "hidden_tests": str(REPO / "tests" / "test_kl_elbo.py")}
+
+
 @pytest.fixture(scope="module")
 def submitted(hub, released):
-    """Each student starts their server, fetches, answers (bob: a wrong kl_normal) and submits,
-    all through their own server's API. Returns ``{student: submission folder in the exchange}``."""
+    """Each student starts their server, fetches, answers (bob: a wrong kl_normal; mallory: right,
+    but her first answer also tries to read the site's secrets) and submits, all through their own
+    server's API. Returns ``{student: submission folder in the exchange}``."""
     source = REPO / "notebooks" / AID / f"{AID}.ipynb"
-    answers = {"alice": None, "bob": {"kl_normal": WRONG_KL}}
+    reference = {c.metadata["nbgrader"]["grade_id"]: c.source
+                 for c in nbformat.read(source, as_version=4).cells if c.metadata.get("nbgrader", {}).get("solution")}
+    probe = (f"_TARGETS = {hostile_targets(hub.site)!r}\n"
+             f"_PORTS = {{'gradebook_port': {hub.site.pg_port}, 'hub_port': {hub.site.port}}}\n" + HOSTILE)
+    answers = {"alice": None, "bob": {"kl_normal": WRONG_KL}, "mallory": {"kl_discrete": probe + reference["kl_discrete"]}}
     for who in answers:
         p = hub.login(who)
         start_server(p)
@@ -387,8 +425,12 @@ def test_release_submit_collect_autograde_feedback_through_the_hub(hub, submitte
     assert alice.get(f"/user/{alice.name}/formgrader/api/assignments").status_code == 404  # switched off
     ta = hub.login("ta")
     ta.formgrader("post", f"assignment/{AID}/collect")
-    for who in submitted:
+    kept = ("gradebook_url", "cookie_secret")  # the site's (the machine's /etc/shadow changes with others' accounts)
+    secrets_before = {name: Path(hostile_targets(site)[name]).read_bytes() for name in kept}
+    for who in ("mallory", "alice", "bob"):  # the hostile one first: her classmates are graded after her
+        started = time.monotonic()
         ta.formgrader("post", f"submission/{AID}/{hub.names[who]}/autograde")
+        print(f"\nautograde of {who} through the formgrader and the executor: {time.monotonic() - started:.0f} s")
     ta.formgrader("post", f"assignment/{AID}/generate_feedback")
     ta.formgrader("post", f"assignment/{AID}/release_feedback")
 
@@ -398,15 +440,31 @@ def test_release_submit_collect_autograde_feedback_through_the_hub(hub, submitte
     from nbgrader.api import Gradebook
     with Gradebook(url) as gb:
         scores = {s.student.id: (s.score, s.max_score) for s in gb.find_assignment(AID).submissions}
-    alice_id, bob_id = hub.names["alice"], hub.names["bob"]
+    alice_id, bob_id, mallory_id = hub.names["alice"], hub.names["bob"], hub.names["mallory"]
     listed = {s["student"]: s for s in ta.formgrader("get", f"submissions/{AID}")}
-    assert set(scores) == set(listed) == {alice_id, bob_id}
+    assert set(scores) == set(listed) == {alice_id, bob_id, mallory_id}
     # Every autograded point for alice; written answers wait for manual grading.
     graded = [c for c in nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4).cells
               if c.metadata.get("nbgrader", {}).get("grade")]
     auto = sum(c.metadata.nbgrader.points for c in graded if c.cell_type == "code")
     assert scores[alice_id] == (auto, sum(c.metadata.nbgrader.points for c in graded)), scores
     assert 0 < scores[bob_id][0] < auto, scores                   # kl_normal (and what uses it) fail
+
+    # mallory's kernel ran as a uid of the sandbox's, without groups, and reached none of the secrets
+    # (each of which is there for the staff's and root's processes), nor the gradebook or the hub.
+    autograded = nbformat.read(site.course / "autograded" / mallory_id / AID / f"{AID}.ipynb", as_version=4)
+    [cell] = [c for c in autograded.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "kl_discrete"]
+    [line] = [l for o in cell.outputs if o.output_type == "stream" for l in o.text.splitlines()
+              if l.startswith("SANDBOX ")]
+    seen = json.loads(line.removeprefix("SANDBOX "))
+    print(f"mallory's probe in the sandbox: {seen}")
+    assert seen.pop("uid") >= sandbox.UID_BASE and seen.pop("groups") == [], seen
+    assert set(seen) == {*hostile_targets(site), "gradebook_port", "hub_port"}, seen
+    assert not {v for v in seen.values() if v in ("read", "connected")}, seen
+    assert all(v.endswith("Error") for v in seen.values()), seen
+    assert scores[mallory_id] == scores[alice_id], scores         # her answers are right: graded as such
+    assert {name: Path(hostile_targets(site)[name]).read_bytes() for name in kept} == secrets_before
+    assert site.gradebook_url() == url                             # the gradebook intact, and still ours
 
     # Each student fetches their own feedback into their home.
     for who in submitted:
@@ -417,7 +475,7 @@ def test_release_submit_collect_autograde_feedback_through_the_hub(hub, submitte
         text = p.server("get", f"api/contents/{html['path']}")["content"]
         assert "hidden tests ran here" in text and "BEGIN HIDDEN TESTS" not in text
         if who == "bob":
-            assert "differs from 1/2 sum(m^2 + v - 1 - log v)" in text
+            assert "= 1.3069, got" in text                         # the visible test kl_normal fails
 
 
 PROBE = '''
@@ -657,6 +715,11 @@ def test_the_idle_culler_runs_as_a_hub_service(hub):
 
 
 # --- in the browser --------------------------------------------------------------------------
+# Each step's screenshot goes to test-artifacts/; with DGM_SCREENSHOTS=docs, also to docs/ for the guides.
+
+VIEWPORT = {"width": 1280, "height": 800}
+FEEDBACK_S = 300  # the grading service's feedback after a submit, on a busy 2-core machine
+
 
 @pytest.fixture(scope="module")
 def chromium(hub):
@@ -665,7 +728,7 @@ def chromium(hub):
 
 
 def log_in(chromium, hub: Hub, who: str, next_url: str = ""):
-    context = chromium.new_context(viewport={"width": 1400, "height": 900})
+    context = chromium.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(browser.TIMEOUT_MS)
     page.goto(f"{hub.base}/hub/login" + (f"?next={next_url}" if next_url else ""))
@@ -675,27 +738,58 @@ def log_in(chromium, hub: Hub, who: str, next_url: str = ""):
     return context, page
 
 
+def assignments_tab(page, hub: Hub, name: str) -> None:
+    """JupyterLab of ``name`` with nbgrader's Assignments tab open (and nothing else)."""
+    page.goto(f"{hub.base}/user/{name}/lab?reset")
+    browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
+    page.locator("#refresh_assignments_list").wait_for()
+
+
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the browser tests are skipped (browser.unavailable)
+    PlaywrightTimeout = TimeoutError
+
+
+def wait_for_fetch_feedback(page, timeout: float):
+    """The Assignments tab's Fetch Feedback button (there for every submission) once the list says
+    feedback waits in the exchange, refreshing the list (and letting it load) until it does."""
+    started = time.monotonic()
+    submitted = page.locator("#submitted_assignments_list")
+    loading = submitted.get_by_text("Loading, please wait")
+    while True:
+        loading.wait_for(state="detached")  # a list takes seconds on a busy server: a click restarts it
+        if submitted.get_by_text("(feedback available to fetch)").count():
+            break
+        assert time.monotonic() - started < timeout, f"no feedback to fetch in {timeout:.0f} s"
+        time.sleep(3)
+        page.locator("#refresh_assignments_list").click()
+        try:
+            loading.wait_for(timeout=5000)
+        except PlaywrightTimeout:
+            pass  # loaded already
+    return submitted.locator(".list_item:not(.nested_list_item)", has_text=AID).get_by_role(
+        "button", name="Fetch Feedback").first
+
+
+def feedback_text(page, hub: Hub, name: str) -> str:
+    """The feedback page of ``name``'s (one) submission, as the browser shows it."""
+    home = Path(hubmod.pwd.getpwnam(name).pw_dir)
+    [html] = (home / AID / "feedback").glob(f"*/{AID}.html")
+    page.goto(f"{hub.base}/user/{name}/files/{html.relative_to(home)}")
+    return page.locator("body").inner_text()
+
+
 def test_a_student_logs_in_and_sees_the_assignment(chromium, hub, submitted):
     context, page = log_in(chromium, hub, "alice")
     try:
         page.wait_for_url(f"**/user/{hub.names['alice']}/lab**")
         browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
         page.locator(".list_item", has_text=AID).first.wait_for()
-        browser.screenshot(page, "hub-student-assignments")
         page.locator(".lm-MenuBar-item", has_text="Nbgrader").click()  # no formgrader of her own
         page.locator("li.lm-Menu-item[data-command='nbgrader:open-assignment-list']").wait_for()
         assert page.locator("li.lm-Menu-item[data-command^='nbgrader:open-formgrader']"
                             ":not(.lm-mod-disabled)").count() == 0
-    finally:
-        context.close()
-
-
-def test_the_ta_logs_in_and_opens_the_formgrader(chromium, hub, released):
-    context, page = log_in(chromium, hub, "ta", f"/services/{hubmod.SERVICE}/formgrader")
-    try:
-        page.wait_for_url(f"**/services/{hubmod.SERVICE}/formgrader**")
-        page.get_by_text(AID).first.wait_for()
-        browser.screenshot(page, "hub-ta-formgrader")
     finally:
         context.close()
 
@@ -709,12 +803,12 @@ def test_a_students_whole_journey_in_the_browser(chromium, hub, released):
     shots = []
 
     def shot(step):
-        shots.append(browser.screenshot(page, f"hub-student-{len(shots) + 1}-{step}"))
+        shots.append(browser.screenshot(page, f"hub-student-{len(shots) + 1}-{step}", guide=True))
     try:
         page.wait_for_url(f"**/user/{name}/lab**")
         browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
-        page.locator("#released_assignments_list .list_item", has_text=AID).get_by_role("button", name="Fetch").click()
-        page.locator("#fetched_assignments_list .list_item", has_text=AID).wait_for()
+        page.locator("#released_assignments_list .list_item:not(.nested_list_item)", has_text=AID).get_by_role("button", name="Fetch").click()
+        page.locator("#fetched_assignments_list .list_item:not(.nested_list_item)", has_text=AID).wait_for()
         shot("fetched")
         # Her answers (the reference solutions), as she would have typed them.
         nb = submissions.answered(home / AID / f"{AID}.ipynb", REPO / "notebooks" / AID / f"{AID}.ipynb")
@@ -724,37 +818,152 @@ def test_a_students_whole_journey_in_the_browser(chromium, hub, released):
         panel = page.locator(browser.PANEL)
         panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
         first = panel.locator(".jp-Notebook .jp-CodeCell").first
-        first.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
-        first.locator(".jp-InputArea-prompt", has_text="[1]").wait_for()
+        # Run it (Shift+Enter). Pressed as soon as the kernel looks idle, JupyterLab may not be connected
+        # to it yet and ask for a kernel (the notebook's own, kept) or drop the request: pressed again.
+        select = page.locator(".jp-Dialog", has_text="Select Kernel")
+        prompt, busy = (first.locator(".jp-InputArea-prompt", has_text=t) for t in ("[1]", "[*]"))
+        deadline, pressed = time.monotonic() + browser.TIMEOUT_MS / 1000, 0.0
+        while not prompt.count():
+            assert time.monotonic() < deadline, "the first cell did not run"
+            if select.count():
+                select.get_by_role("button", name="Select").click()
+                select.wait_for(state="detached")
+                pressed = 0.0
+            elif not busy.count() and time.monotonic() - pressed > 10:
+                first.locator(".jp-InputArea-editor").click()
+                page.keyboard.press("Shift+Enter")
+                pressed = time.monotonic()
+            time.sleep(0.5)
         shot("ran-a-cell")
         dialog = browser.validate(page)
         dialog.locator(".validation-success").wait_for()
         shot("validated")
         dialog.get_by_role("button").last.click()
-        page.goto(f"{hub.base}/user/{name}/lab?reset")
-        browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
-        page.locator("#fetched_assignments_list .list_item", has_text=AID).get_by_role("button", name="Submit").click()
-        submitted_row = page.locator("#submitted_assignments_list .list_item", has_text=AID).first
-        submitted_row.wait_for()
-        shot("submitted")
+        assignments_tab(page, hub, name)
+        page.locator("#fetched_assignments_list .list_item:not(.nested_list_item)", has_text=AID).get_by_role("button", name="Submit").click()
+        page.locator("#submitted_assignments_list .list_item:not(.nested_list_item)", has_text=AID).first.wait_for()
         started = time.monotonic()
-        fetch_feedback = page.get_by_role("button", name="Fetch Feedback")
-        while not fetch_feedback.count():  # the grading service's feedback, minutes at most
-            assert time.monotonic() - started < 600, "no feedback from the grading service in 10 minutes"
-            time.sleep(3)
-            page.locator("#refresh_assignments_list").click()
+        fetch_feedback = wait_for_fetch_feedback(page, FEEDBACK_S)  # the grading service's, minutes at most
         print(f"\nfeedback in the browser {time.monotonic() - started:.0f} s after Submit")
         shot("feedback-arrived")
-        fetch_feedback.first.click()
+        fetch_feedback.click()
         page.get_by_text("(view feedback)").first.wait_for()
-        [html] = (home / AID / "feedback").glob(f"*/{AID}.html")
-        relative = html.relative_to(home)
-        page.goto(f"{hub.base}/user/{name}/files/{relative}")
-        text = page.locator("body").inner_text()
+        text = feedback_text(page, hub, name)
         shot("feedback-page")
         assert "Score:" in text and "Early feedback on your submission" in text
-        assert "def kl_normal" in text                           # her own work
+        assert "def kl_normal" in text and "kl_normal(qm, qv, pm, pv)" not in text  # her own work
+        assert "hidden tests ran here" in text and "BEGIN HIDDEN TESTS" not in text
+    except Exception:
+        browser.screenshot(page, "hub-student-failed")  # what the page showed when it failed
+        raise
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def carol_submitted(hub, released):
+    """carol's submission in the exchange: the one of her journey in the browser, or (that test
+    deselected or stopped before Submit) one made through her server's API."""
+    inbound = hub.site.exchange / "dgm" / "inbound"
+    name = hub.names["carol"]
+    if not any(d.name.startswith(f"{name}+{AID}+") for d in inbound.iterdir()):
+        p = hub.login("carol")
+        start_server(p)
+        if not (Path(hubmod.pwd.getpwnam(name).pw_dir) / AID).is_dir():
+            p.server("post", "assignments/fetch", json={"course_id": "dgm", "assignment_id": AID})
+        path = f"api/contents/{AID}/{AID}.ipynb"
+        with tempfile.TemporaryDirectory() as tmp:
+            nbformat.write(nbformat.from_dict(p.server("get", path)["content"]), Path(tmp) / "released.ipynb")
+            nb = submissions.answered(Path(tmp) / "released.ipynb", REPO / "notebooks" / AID / f"{AID}.ipynb")
+        p.server("put", path, json={"type": "notebook", "format": "json", "content": nb})
+        p.server("post", "assignments/submit", json={"course_id": "dgm", "assignment_id": AID})
+    return name
+
+
+def close_modal(page, says: str) -> None:
+    """Wait for the formgrader's dialog, which must say ``says`` (its error dialog fails the test
+    with the log it shows), and close it."""
+    modal = page.locator("#success-modal, #error-modal").first
+    modal.wait_for()
+    text = modal.inner_text()
+    assert modal.get_attribute("id") == "success-modal" and says in text, text[-4000:]
+    modal.locator(".modal-footer button").click()
+    modal.wait_for(state="detached")
+
+
+def test_the_ta_grades_in_the_formgrader_and_the_student_fetches_it(chromium, hub, carol_submitted):
+    """The TA logs in, opens the formgrader, collects, autogrades carol's submission (in the sandbox,
+    through the executor), grades a written answer by hand, generates and releases her feedback;
+    carol fetches it in her Assignments tab and reads the TA's score and comment."""
+    carol = carol_submitted
+    formgrader = f"{hub.base}/services/{hubmod.SERVICE}/formgrader"
+    context, page = log_in(chromium, hub, "ta", f"/services/{hubmod.SERVICE}/formgrader")
+    shots = []
+
+    def shot(step):
+        shots.append(browser.screenshot(page, f"hub-ta-{len(shots) + 1}-{step}", guide=True))
+    comment = "Right: log t <= t - 1 with t = q/p, summed over the support of p."
+    try:
+        page.wait_for_url(f"**/services/{hubmod.SERVICE}/formgrader**")
+        row = page.locator("tr", has_text=AID).first
+        row.locator(".collect a").click()
+        close_modal(page, "Successfully collected")
+        shot("collected")
+        page.goto(f"{formgrader}/manage_submissions/{AID}")
+        row = page.locator("#main-table tr", has_text=carol).first
+        started = time.monotonic()
+        row.locator(".autograde a").click()
+        close_modal(page, "Successfully autograded")
+        print(f"\nautograde of carol from the formgrader page: {time.monotonic() - started:.0f} s")
+        page.locator("#main-table tr", has_text=carol).locator(".status", has_text="needs manual grading").wait_for()
+        shot("autograded")
+
+        # A written answer, by hand: the proof that KL >= 0 (5 points), 4 of them and a comment.
+        ta = hub.login("ta")
+        [nb_sub] = [s for s in ta.formgrader("get", f"submitted_notebooks/{AID}/{AID}") if s["student"] == carol]
+        page.goto(f"{formgrader}/gradebook/{AID}/{AID}")
+        page.locator(f"a[href$='/submissions/{nb_sub['id']}']").first.click()
+        score = page.locator("input.score#kl_nonneg_proof")
+        score.fill("4")
+        score.press("Tab")
+        page.locator("textarea#kl_nonneg_proof-comment").fill(comment)
+        page.locator("textarea#kl_nonneg_proof-comment").press("Tab")
+        from nbgrader.api import Gradebook
+        deadline = time.monotonic() + 60
+        while True:
+            with Gradebook(hub.site.gradebook_url()) as gb:
+                grade = gb.find_grade("kl_nonneg_proof", AID, AID, carol)
+                saved = (grade.manual_score, gb.find_comment("kl_nonneg_proof", AID, AID, carol).manual_comment)
+            if saved == (4, comment):
+                break
+            assert time.monotonic() < deadline, f"the manual grade was not saved: {saved}"
+            time.sleep(1)
+        page.locator("textarea#kl_nonneg_proof-comment").scroll_into_view_if_needed()
+        shot("graded-by-hand")
+
+        page.goto(f"{formgrader}/manage_submissions/{AID}")
+        row = page.locator("#main-table tr", has_text=carol).first
+        row.locator(".generate-feedback a").click()
+        close_modal(page, "Successfully generated feedback")
+        row.locator(".release-feedback a").click()
+        close_modal(page, "Successfully released feedback")
+        shot("feedback-released")
+    except Exception:
+        browser.screenshot(page, "hub-ta-failed")
+        raise
+    finally:
+        context.close()
+
+    context, page = log_in(chromium, hub, "carol")
+    try:
+        page.wait_for_url(f"**/user/{carol}/lab**")
+        assignments_tab(page, hub, carol)
+        wait_for_fetch_feedback(page, 60).click()
+        page.get_by_text("(view feedback)").first.wait_for()
+        browser.screenshot(page, "hub-ta-5-student-fetched", guide=True)
+        text = feedback_text(page, hub, carol)
+        assert comment in text, text[:3000]
+        assert "Early feedback on your submission" not in text      # the TA's, not the service's
         assert "hidden tests ran here" in text and "BEGIN HIDDEN TESTS" not in text
     finally:
         context.close()
