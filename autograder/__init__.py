@@ -1,5 +1,18 @@
-"""Grading side of the course: nbgrader configuration, release/grade/selfcheck tooling,
-the loader of reference solutions and the trusted evaluators used by hidden tests."""
+"""The staff's side of the course (never shipped to students), in rooms by role, in the order a
+submission passes through them (docs/contributors.md has the diagram and the rules):
+
+- ``inbound/``     taking in what students hand in (intake, nbgrader's collect)
+- ``course/``      the nbgrader course: settings, calendar, cells, release/autograde, solutions
+- ``grading/``     grading in isolation: workers, sandbox, the grading kernel and its guard
+- ``evaluators/``  trusted evaluation that hidden tests call inside the grading kernel
+- ``feedback/``    feedback without hidden tests; students' HTML made harmless; leaks
+- ``reports/``     the staff's views after grading: report, similarity, LMS export
+- ``service/``     feedback minutes after submitting (``python -m autograder serve``)
+- ``server/``      serving a class: JupyterHub, the student's JupyterLab
+
+``__main__`` is the command line; ``hub.py``, ``lab.py`` and ``executor.py`` only keep
+``python -m autograder.hub``/``.lab``/``.executor`` working. tests/test_layering.py checks which
+room may import which."""
 
 import os as _os
 import sys as _sys

@@ -8,14 +8,15 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from . import lms, sandbox
-from .bundle import write_bundle
-from .config import DB_ENV, REPO, gradebook_url
-from .course import Course, GradingError
-from .grade import grade_folder
-from .schedule import FORMAT, Schedule, ScheduleError
-from .selfcheck import selfcheck
-from .workers import MEMORY_MB, WALL_CLOCK_S
+from .reports import lms
+from .grading import sandbox
+from .course.bundle import write_bundle
+from .course.config import DB_ENV, REPO, gradebook_url
+from .course.course import Course, GradingError
+from .grading.grade import grade_folder
+from .course.schedule import FORMAT, Schedule, ScheduleError
+from .course.selfcheck import selfcheck
+from .grading.workers import MEMORY_MB, WALL_CLOCK_S
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(those with a score got 0 for the tests that did not run)", file=sys.stderr)
             return 1 if failed else 0
         if args.command == "serve":
-            from . import service
+            from .service import service
             if args.status:
                 print(service.status(course))
                 return 0
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"grades written to {lms.write(course, fmt, out, args.per_question)}")
             return 0
         if args.command == "report":
-            from . import report, similarity  # matplotlib and copydetect: only here
+            from .reports import report, similarity  # matplotlib and copydetect: only here
             threshold = None if args.no_similarity else args.threshold or similarity.THRESHOLD
             print(f"report written to {report.write(course, args.out, args.assignments, threshold)}")
             return 0

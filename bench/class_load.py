@@ -44,11 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbformat  # noqa: E402
 import requests  # noqa: E402
 
-from autograder import hub as hubmod  # noqa: E402
-from autograder import hubcaps, submissions  # noqa: E402
-from autograder.config import COURSE_ID, REPO  # noqa: E402
-from autograder.hubclient import Person  # noqa: E402
-from autograder.lab import free_port  # noqa: E402
+from autograder.server import hub as hubmod  # noqa: E402
+from autograder.server import hubcaps  # noqa: E402
+from autograder.course import submissions  # noqa: E402
+from autograder.course.config import COURSE_ID, REPO  # noqa: E402
+from autograder.server.hubclient import Person  # noqa: E402
+from autograder.server.lab import free_port  # noqa: E402
 
 AID = "00_kl_elbo"
 HERE = Path(__file__).resolve().parent

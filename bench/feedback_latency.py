@@ -37,9 +37,10 @@ from nbgrader.exchange.default import ExchangeFetchFeedback, ExchangeSubmit  # n
 from nbgrader.utils import notebook_hash  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 
-from autograder import service, submissions  # noqa: E402
-from autograder.config import COURSE_ID, REPO  # noqa: E402
-from autograder.course import Course  # noqa: E402
+from autograder.service import service  # noqa: E402
+from autograder.course import submissions  # noqa: E402
+from autograder.course.config import COURSE_ID, REPO  # noqa: E402
+from autograder.course.course import Course  # noqa: E402
 
 AID = "00_kl_elbo"
 

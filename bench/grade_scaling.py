@@ -3,7 +3,7 @@
     python bench/grade_scaling.py [--n 20] [--workers 2]
 
 N generated submissions of 00_kl_elbo (correct, or with a planted mistake) are graded by
-nbgrader's own autograde one after another, then by ``autograder.grade.grade_folder`` with
+nbgrader's own autograde one after another, then by ``autograder.grading.grade.grade_folder`` with
 ``--workers``; then one student's submissions of every notebook are graded with the workers
 to give the time per student for the whole course. Last line:
 ``serial: T1 s, workers=W: T2 s, ratio: R, per submission: T3 s`` (R = T1/T2; T3 = the
@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder import submissions  # noqa: E402
-from autograder.config import REPO  # noqa: E402
-from autograder.torch_env import run_with_torch_env  # noqa: E402
-from autograder.course import Course  # noqa: E402
-from autograder.grade import grade_folder  # noqa: E402
+from autograder.course import submissions  # noqa: E402
+from autograder.course.config import REPO  # noqa: E402
+from autograder.course.torch_env import run_with_torch_env  # noqa: E402
+from autograder.course.course import Course  # noqa: E402
+from autograder.grading.grade import grade_folder  # noqa: E402
 
 AID = "00_kl_elbo"
 MISTAKE = {"kl_normal": "def kl_normal(qm, qv, pm, pv):\n    return (qm - pm).pow(2).sum(-1)\n"}

@@ -25,7 +25,7 @@ from locust import User, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder.hubclient import HubClientError, KernelDied, Person  # noqa: E402
+from autograder.server.hubclient import HubClientError, KernelDied, Person  # noqa: E402
 
 CONFIG = json.loads(Path(os.environ["DGM_CLASS_LOAD"]).read_text())
 QUEUES = {role: Queue() for role in ("student", "hog", "spinner")}

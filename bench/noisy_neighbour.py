@@ -19,11 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder import sandbox, submissions  # noqa: E402
-from autograder.config import REPO  # noqa: E402
-from autograder.course import Course  # noqa: E402
-from autograder.grade import grade_folder  # noqa: E402
-from autograder.torch_env import run_with_torch_env  # noqa: E402
+from autograder.grading import sandbox  # noqa: E402
+from autograder.course import submissions  # noqa: E402
+from autograder.course.config import REPO  # noqa: E402
+from autograder.course.course import Course  # noqa: E402
+from autograder.grading.grade import grade_folder  # noqa: E402
+from autograder.course.torch_env import run_with_torch_env  # noqa: E402
 
 AID = "00_kl_elbo"
 FORK_BOMB = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"

@@ -11,7 +11,7 @@ every ``--eval-every`` iterations; evaluation time is not counted.
   a warm-up and a linear decay over the last 30 %, fused Adam), torch's default threads, for
   each budget in ``--course-iterations`` (the schedule ends with the budget).
 
-Both run in one process with the course's ``autograder.torch_env.torch_env()`` (the script
+Both run in one process with the course's ``autograder.course.torch_env.torch_env()`` (the script
 starts itself again with it).
 
 T1 = training time until the course path first reaches the seed recipe's final NELBO,
@@ -30,8 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder.torch_env import run_with_torch_env  # noqa: E402
-from autograder.solutions import load_solution  # noqa: E402
+from autograder.course.torch_env import run_with_torch_env  # noqa: E402
+from autograder.course.solutions import load_solution  # noqa: E402
 from helpers import data, runtime  # noqa: E402
 from helpers.train import evaluate_lower_bound, train_vae  # noqa: E402
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     vae_class = load_solution("02_vae", until="negative_elbo_bound", grading=False)["VAE"]
     x_eval, _ = data.fixed_test_subset("mnist")
     print(f"torch {torch.__version__}, {default_threads} default threads, "
-          f"{torch.backends.cpu.get_cpu_capability()} kernels (autograder.torch_env)")
+          f"{torch.backends.cpu.get_cpu_capability()} kernels (autograder.course.torch_env)")
     courses = [course_path(vae_class, n, min(args.eval_every, n // 10), x_eval, args.course_threads)
                for n in args.course_iterations]
     torch.set_num_threads(default_threads)

@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autograder.torch_env import run_with_torch_env  # noqa: E402
+from autograder.course.torch_env import run_with_torch_env  # noqa: E402
 from helpers import widgets  # noqa: E402
 from helpers.models import Decoder  # noqa: E402
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder.config import REPO
-from autograder.lab import Lab
+from autograder.course.config import REPO
+from autograder.server.lab import Lab
 
 CHROMIUM = Path(os.environ.get("DGM_CHROMIUM", "/usr/bin/chromium"))
 # Headless as root, no network of its own, no first-run chores.

@@ -4,7 +4,7 @@ Written straight into a course's gradebook through nbgrader's API (``Gradebook``
 grading: 20 students ``s00``..``s19`` submit notebook 00; test cell ``c`` gives student ``i``
 its full points if ``PASSES[c](i)``, else 0; the written answers earn 2 points each for even
 ``i``; ``LATE`` students submit that many started days late (10 % per day off); the last two
-could not be graded (0 points, autograded notebook from ``autograder.workers.explain``). The
+could not be graded (0 points, autograded notebook from ``autograder.grading.workers.explain``). The
 grade log holds ``30 + 2 i`` seconds for each. Five students also submit notebook 05, with full
 marks, no grade log. ``s00`` and ``s01`` hand in the same (reference) answers to notebook 00;
 the others submit the release unanswered.
@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 import nbformat
 from nbgrader.api import Gradebook
 
-from autograder import submissions
-from autograder.config import REPO
-from autograder.course import Course
-from autograder.grade import Result, log_times
-from autograder.cells import grade_id, is_test_cell, points
-from autograder.workers import Outcome, explain, write_tree
+from autograder.course import submissions
+from autograder.course.config import REPO
+from autograder.course.course import Course
+from autograder.grading.grade import Result, log_times
+from autograder.course.cells import grade_id, is_test_cell, points
+from autograder.grading.workers import Outcome, explain, write_tree
 
 AID, OTHER = "00_kl_elbo", "05_gan"
 DUE = datetime(2027, 1, 15, 23, 59)

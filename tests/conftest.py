@@ -9,13 +9,13 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from autograder import submissions  # noqa: E402
-from autograder.config import REPO  # noqa: E402
-from autograder.course import Course, Score  # noqa: E402
-from autograder.selfcheck import selfcheck  # noqa: E402
-from autograder.solutions import load_solution  # noqa: E402
+from autograder.course import submissions  # noqa: E402
+from autograder.course.config import REPO  # noqa: E402
+from autograder.course.course import Course, Score  # noqa: E402
+from autograder.course.selfcheck import selfcheck  # noqa: E402
+from autograder.course.solutions import load_solution  # noqa: E402
 from helpers import runtime  # noqa: E402
-from autograder import sandbox  # noqa: E402
+from autograder.grading import sandbox  # noqa: E402
 
 if not sandbox.available():  # a contributor's own machine, not root: the course's own tests, unsandboxed
     os.environ.setdefault(sandbox.NO_SANDBOX_ENV, "1")

@@ -1,4 +1,4 @@
-"""What a hostile student hands in (tests of ``autograder.intake`` through ``grade``, ``serve`` and
+"""What a hostile student hands in (tests of ``autograder.inbound.intake`` through ``grade``, ``serve`` and
 ``collect``): throw-away Unix accounts as owners, and folders with links, FIFOs, sparse giants and
 too many files beside honest ones."""
 from __future__ import annotations

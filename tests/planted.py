@@ -22,9 +22,9 @@ from typing import Any
 import nbformat
 import pytest
 
-from autograder.cells import grade_id, is_test_cell, points
-from autograder.config import REPO
-from autograder.solutions import cell_source
+from autograder.course.cells import grade_id, is_test_cell, points
+from autograder.course.config import REPO
+from autograder.course.solutions import cell_source
 
 Table = dict[str, dict[str, tuple[bool, str]]]
 

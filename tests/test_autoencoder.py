@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder.solutions import cell_source, load_solution
+from autograder.course.solutions import cell_source, load_solution
 from planted import assert_graded, edited, params
 
 AID = "01_autoencoder"

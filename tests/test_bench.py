@@ -8,7 +8,7 @@ import runpy
 
 import pytest
 
-from autograder.config import REPO
+from autograder.course.config import REPO
 
 
 def test_vae_speed_prints_its_summary_line(capsys):

@@ -24,8 +24,9 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
 import browser
-from autograder import lab, submissions
-from autograder.cells import grade_id
+from autograder.server import lab
+from autograder.course import submissions
+from autograder.course.cells import grade_id
 
 AID0, AID3 = "00_kl_elbo", "03_latent_manifolds"
 

@@ -25,8 +25,8 @@ import torchvision
 from nbclient import NotebookClient
 from PIL import Image, ImageDraw
 
-from autograder.config import REPO
-from autograder.solutions import cell_source, load_solution
+from autograder.course.config import REPO
+from autograder.course.solutions import cell_source, load_solution
 from planted import assert_graded, edited, grade_in_process, own_solution, params
 from test_autoencoder import KL_REFERENCE, KL_TO_PRIOR
 from helpers import celeba, runtime

@@ -1,5 +1,5 @@
 """Notebook 04 (conditional generation): its tests tell right from wrong, the held-out split is
-the TA's, and the trusted evaluator (``autograder.conditional``) grades what the models do with
+the TA's, and the trusted evaluator (``autograder.evaluators.conditional``) grades what the models do with
 the lab guide's formulas (``helpers.grades``).
 
 In-process (``PLANTED``, the one table shape of ``tests/planted.py``): a test cell of the source
@@ -16,9 +16,9 @@ import warnings
 import pytest
 import torch
 
-from autograder import conditional
-from autograder.config import REPO
-from autograder.solutions import cell_source, load_solution
+from autograder.evaluators import conditional
+from autograder.course.config import REPO
+from autograder.course.solutions import cell_source, load_solution
 from planted import Table, answers, assert_graded, edited, own_solution, params
 from helpers import data, grades
 

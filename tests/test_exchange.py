@@ -13,8 +13,8 @@ import nbformat
 from nbgrader.utils import parse_utc
 from nbgrader.validator import Validator
 
-from autograder import submissions
-from autograder.config import REPO
+from autograder.course import submissions
+from autograder.course.config import REPO
 
 AID = "00_kl_elbo"
 NBGRADER = [sys.executable, "-m", "nbgrader"]
@@ -154,12 +154,12 @@ def test_assignments_tab_lists_fetches_and_submits_through_the_server(tmp_path):
 
 
 def test_collect_takes_each_students_own_latest_by_the_systems_time_and_only_regular_files(tmp_path):
-    """nbgrader's collect through the course's config (autograder.collect.SafeCollect): owners are
+    """nbgrader's collect through the course's config (autograder.inbound.collect.SafeCollect): owners are
     throw-away Unix accounts ann and ben; an impostor, '..' and '*', links, FIFOs, a 100 GB sparse
     file and a backdated name, beside honest submissions."""
     import os
 
-    from autograder import intake
+    from autograder.inbound import intake
     from intake_cases import FAKE_URL, REASONS, accounts, hand_in, hostile_extras
 
     root = tmp_path / "course"

@@ -19,8 +19,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import hub, sandbox, submissions
-from autograder.config import REPO
+from autograder.server import hub
+from autograder.grading import sandbox
+from autograder.course import submissions
+from autograder.course.config import REPO
 
 AID = "00_kl_elbo"
 PREFIX = f"dgx{os.getpid() % 10000}"
@@ -37,8 +39,8 @@ for path in ('/etc/shadow', GRADEBOOK, TESTS):
 """
 
 RUN = """import json, sys, nbformat
-from autograder.config import course_config
-from autograder.guard import GuardedExecute
+from autograder.course.config import course_config
+from autograder.grading.guard import GuardedExecute
 nb = nbformat.read(sys.argv[1], as_version=4)
 try:
     GuardedExecute(config=course_config()).preprocess(nb, {"metadata": {"path": sys.argv[2]}})

@@ -15,9 +15,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from autograder.config import REPO
-from autograder.cells import grade_id, is_test_cell
-from autograder.cells import points as points_of
+from autograder.course.config import REPO
+from autograder.course.cells import grade_id, is_test_cell
+from autograder.course.cells import points as points_of
 from planted import answers, assert_graded, own_solution, params
 from helpers import gan
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 from nbgrader.api import Gradebook
 
-from autograder import submissions
-from autograder.cells import is_graded, points
-from autograder.config import DB_ENV, REPO
-from autograder.solutions import load_solution
+from autograder.course import submissions
+from autograder.course.cells import is_graded, points
+from autograder.course.config import DB_ENV, REPO
+from autograder.course.solutions import load_solution
 from helpers import runtime
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir())
@@ -33,8 +33,8 @@ def test_selfcheck_solution_full_marks_stub_zero(selfchecked, assignment):
 
 
 def test_selfcheck_lets_only_cells_graded_on_a_scale_give_part_of_their_points():
-    from autograder.course import Score
-    from autograder.selfcheck import Check
+    from autograder.course.course import Score
+    from autograder.course.selfcheck import Check
 
     def score(auto):
         return Score("a", "s", auto, 50.0, auto, 50.0, False, 0.0, "")
@@ -156,7 +156,7 @@ def test_gradebook_at_a_database_url_is_used_and_kept_from_student_code(tmp_path
 
 
 def test_assignment_gradebook_holds_one_assignment_and_no_students(course, released, tmp_path):
-    from autograder.workers import assignment_gradebook
+    from autograder.grading.workers import assignment_gradebook
 
     released("00_kl_elbo"), released("01_autoencoder")
     with Gradebook(course.db_url) as gb:

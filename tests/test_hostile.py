@@ -12,12 +12,14 @@ import psutil
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import kernel as grading_kernel, sandbox, submissions
-from autograder.cells import grade_id
-from autograder.leaks import hidden_lines
-from autograder.config import REPO
-from autograder.torch_env import torch_env
-from autograder.grade import grade_folder
+from autograder.grading import kernel as grading_kernel
+from autograder.grading import sandbox
+from autograder.course import submissions
+from autograder.course.cells import grade_id
+from autograder.feedback.leaks import hidden_lines
+from autograder.course.config import REPO
+from autograder.course.torch_env import torch_env
+from autograder.grading.grade import grade_folder
 
 AID = "00_kl_elbo"
 FULL = 16
@@ -100,7 +102,7 @@ CASES = {
         "    return qm.sum(-1)"), FULL - 3 - 3, "test_kl_normal"),
 }
 
-# The kernel's own machinery (autograder.guard): each trick is added to an unanswered notebook,
+# The kernel's own machinery (autograder.grading.guard): each trick is added to an unanswered notebook,
 # which must still score what the unanswered notebook scores.
 IP = "ip = get_ipython()\nk = ip.kernel\n"
 MACHINERY = {
@@ -131,14 +133,14 @@ MACHINERY = {
         "    if msg_or_type == 'execute_reply' and content:\n        content = dict(content, status='ok')\n"
         "        content.setdefault('autograder', {'test': True})\n    return send(stream, msg_or_type, content, *a, **kw)\n"
         "k.session.send = quiet",
-    "rewrites_the_guard": "import autograder.kernel as g\nfor attempt in (\n"
+    "rewrites_the_guard": "import autograder.grading.kernel as g\nfor attempt in (\n"
         "        lambda: setattr(g.restore, '__code__', (lambda *a, **k: None).__code__),\n"
         "        lambda: setattr(g.GradingKernel, 'do_execute', None),\n"
         "        lambda: setattr(get_ipython().kernel, '__class__', type('E', (object,), {})),\n"
         "        lambda: __import__('gc').get_objects()):\n    try:\n        attempt()\n"
         "    except (RuntimeError, TypeError):\n        pass\n"
         "vars(g)['restore'] = vars(g)['run_test'] = lambda *a, **k: {'status': 'ok', 'autograder': {'test': True}}",
-    "forged_kernel_methods": IP + "import autograder.kernel as g, ipykernel.kernelbase as kb\n"
+    "forged_kernel_methods": IP + "import autograder.grading.kernel as g, ipykernel.kernelbase as kb\n"
         "async def fake(self, *a, **kw):\n"
         "    return {'status': 'ok', 'execution_count': 1, 'user_expressions': {}, 'payload': [], 'autograder': {'test': True}}\n"
         "g.GradingKernel.do_execute = fake\ng.run_test = lambda *a, **kw: {'status': 'ok', 'autograder': {'test': True}}\n"
@@ -164,7 +166,7 @@ LEAKS = {
     "prints_from_a_hook": ("kl_discrete", IP + "ip.events.register('pre_run_cell', lambda info: print(info.raw_cell))\n"
         "ip.input_transformers_cleanup.append(lambda lines: print(''.join(lines)) or lines)"),
 }
-# As root the kernel runs in autograder.sandbox (bubblewrap): the course is hidden or read-only,
+# As root the kernel runs in autograder.grading.sandbox (bubblewrap): the course is hidden or read-only,
 # the scratch gradebook is /dev/null to it, /tmp is its own, no network, its processes capped.
 SANDBOXED = sandbox.available()
 SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
@@ -455,7 +457,7 @@ def test_the_grading_kernel_restores_defaults_classes_and_globals_before_a_test(
     from jupyter_client.kernelspec import KernelSpec
 
     class Manager(KernelManager):  # the grading kernel itself, without the sandbox around it
-        kernel_spec = KernelSpec(argv=[sys.executable, "-I", "-m", "autograder.kernel", "-f", "{connection_file}"],
+        kernel_spec = KernelSpec(argv=[sys.executable, "-I", "-m", "autograder.grading.kernel", "-f", "{connection_file}"],
                                  display_name="grading kernel", language="python", interrupt_mode="message")
 
     km = Manager(transport="ipc", ip=str(tmp_path / "kernel"))

@@ -14,7 +14,7 @@ Then, through the hub's REST API, the formgrader service and the students' own s
   of what it tried, and the secrets and the gradebook are as they were;
 - code in a student's own kernel cannot read the course folder, the gradebook, another student's
   home or submission (PermissionError), nor log in to the database;
-- each server runs in its own control group with the caps (``autograder.hubcaps``): a memory hog
+- each server runs in its own control group with the caps (``autograder.server.hubcaps``): a memory hog
   loses only its own kernel and is told why at its next cell, the neighbour's kernel keeps its
   state; tmpfs pages count; busy loops stay within the CPU quota; threads stop at the task cap;
   the idle culler runs as a hub service (its culling is checked by bench/class_load.py's test);
@@ -49,11 +49,13 @@ import pytest
 import requests
 
 import browser
-from autograder import hub as hubmod
-from autograder import hubcaps, hubclient
-from autograder import sandbox, submissions
-from autograder.config import REPO
-from autograder.lab import free_port
+from autograder.server import hub as hubmod
+from autograder.server import hubcaps
+from autograder.server import hubclient
+from autograder.course import submissions
+from autograder.grading import sandbox
+from autograder.course.config import REPO
+from autograder.server.lab import free_port
 
 AID = "00_kl_elbo"
 WRONG_KL = '''
@@ -108,7 +110,7 @@ def test_hub_configuration(tmp_path, monkeypatch):
     assert c.JupyterHub.authenticator_class == "pam"
     assert c.PAMAuthenticator.allowed_groups == {"cls-staff", "cls-students"}
     assert c.PAMAuthenticator.admin_groups == {"cls-instructors"}
-    assert c.JupyterHub.spawner_class == "autograder.hubcaps.CappedSpawner"
+    assert c.JupyterHub.spawner_class == "autograder.server.hubcaps.CappedSpawner"
     assert c.Spawner.cmd[1:] == ["-m", "jupyterhub.singleuser"]
     assert c.Spawner.environment["DGM_EXCHANGE"] == str(tmp_path / "exchange")
     assert "DGM_DB_URL" not in c.Spawner.environment                  # students never see the gradebook
@@ -614,7 +616,7 @@ stop.set()
 
 @pytest.fixture(scope="module")
 def clients(hub, submitted):
-    """alice and bob as ``autograder.hubclient`` people (their servers run: ``submitted``)."""
+    """alice and bob as ``autograder.server.hubclient`` people (their servers run: ``submitted``)."""
     return {who: hubclient.Person(hub.names[who], hub.base).log_in(hub.passwords[hub.names[who]])
             for who in ("alice", "bob")}
 

@@ -1,4 +1,4 @@
-"""Intake that trusts nothing (``autograder.intake``): what a hostile student hands in is taken as
+"""Intake that trusts nothing (``autograder.inbound.intake``): what a hostile student hands in is taken as
 regular files within caps, the rest refused with a reason, nothing outside the submission read,
 nothing of the original lost; who and when come from the system. Also: ``release --force`` keeps
 the ``after`` rule, the gradebook's URL stays off command lines, and students' HTML cannot run in
@@ -16,10 +16,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import intake, submissions
-from autograder.config import REPO
-from autograder.grade import NOTE_KEY, grade_folder
-from autograder.schedule import Dates, Schedule, ScheduleError
+from autograder.inbound import intake
+from autograder.course import submissions
+from autograder.course.config import REPO
+from autograder.grading.grade import NOTE_KEY, grade_folder
+from autograder.course.schedule import Dates, Schedule, ScheduleError
 from intake_cases import FAKE_URL, REASONS, accounts, chown_tree, hostile_extras
 
 AID = "00_kl_elbo"

@@ -297,8 +297,8 @@ def public_compact() -> str:
 
     import nbformat
 
-    from autograder.config import REPO
-    from autograder.leaks import public_text
+    from autograder.course.config import REPO
+    from autograder.feedback.leaks import public_text
     nb = nbformat.read(REPO / "notebooks" / AID / f"{AID}.ipynb", as_version=4)
     return re.sub(r"\s+", "", public_text(nb))
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from autograder.solutions import cell_source, load_solution
+from autograder.course.solutions import cell_source, load_solution
 from planted import Table, answers, assert_graded, own_solution, params, stderr_of
 from helpers import widgets
 

@@ -8,10 +8,10 @@ import nbformat
 import pytest
 from nbgrader.nbgraderformat import MetadataValidator
 
-from autograder.cells import grade_id, is_solution_cell, is_test_cell, meta
-from autograder.config import CODE_STUB, REPO
-from autograder.course import Course
-from autograder.leaks import secret_lines
+from autograder.course.cells import grade_id, is_solution_cell, is_test_cell, meta
+from autograder.course.config import CODE_STUB, REPO
+from autograder.course.course import Course
+from autograder.feedback.leaks import secret_lines
 
 SOURCES = sorted((REPO / "notebooks").glob("*/*.ipynb"))
 ASSIGNMENTS = [p.stem for p in SOURCES]

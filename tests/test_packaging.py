@@ -7,8 +7,8 @@ import tomllib
 import yaml
 from traitlets.config import Config
 
-from autograder.config import REPO, course_config
-from autograder.torch_env import torch_env
+from autograder.course.config import REPO, course_config
+from autograder.course.torch_env import torch_env
 
 CONDA_NAMES = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}

@@ -12,11 +12,11 @@ import nbformat
 import pytest
 
 from autograder.__main__ import main
-from autograder.bundle import write_bundle
-from autograder.config import REPO
-from autograder.course import Course
-from autograder.leaks import calendar_secrets, open_leaks, public_text
-from autograder.schedule import Dates, Schedule, ScheduleError
+from autograder.course.bundle import write_bundle
+from autograder.course.config import REPO
+from autograder.course.course import Course
+from autograder.feedback.leaks import calendar_secrets, open_leaks, public_text
+from autograder.course.schedule import Dates, Schedule, ScheduleError
 
 ASSIGNMENTS = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir())
 SCHEDULE = Schedule.load()
@@ -93,7 +93,7 @@ def test_the_calendar_aware_check_sees_a_later_notebook_that_answers_an_open_one
     assert not open_leaks(sources, {**RELEASE, "06_celeba_bonus": CLOSES["04_conditional_generation"]}, CLOSES)
     # counting every notebook's text as public, the line was not secret at all
     everything = "\n".join(public_text(nb) for nb in sources.values())
-    from autograder.leaks import secret_lines
+    from autograder.feedback.leaks import secret_lines
     assert "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)" not in secret_lines(SOURCES["04_conditional_generation"], everything)
     assert "z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)" in calendar_secrets(sources, RELEASE)["04_conditional_generation"]
 

@@ -24,9 +24,9 @@ import pytest
 
 import browser
 import classbook as cb
-from autograder.config import REPO
-from autograder.course import Course
-from autograder.grade import Result, log_times, read_times
+from autograder.course.config import REPO
+from autograder.course.course import Course
+from autograder.grading.grade import Result, log_times, read_times
 
 
 class Tables(HTMLParser):

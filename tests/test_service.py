@@ -20,11 +20,12 @@ import nbformat
 import pytest
 from nbgrader.utils import notebook_hash
 
-from autograder import service, submissions
-from autograder.intake import Refused
-from autograder.config import REPO
-from autograder.schedule import Schedule, ScheduleError
-from autograder.service import (Entry, Journal, Policy, Settings, SettingsError, limit_note, mask_hidden_messages,
+from autograder.service import service
+from autograder.course import submissions
+from autograder.inbound.intake import Refused
+from autograder.course.config import REPO
+from autograder.course.schedule import Schedule, ScheduleError
+from autograder.service.service import (Entry, Journal, Policy, Settings, SettingsError, limit_note, mask_hidden_messages,
                                 parse_name)
 
 AID = "00_kl_elbo"
@@ -348,7 +349,7 @@ def test_hostile_inbound_folders_are_refused_or_cut_and_honest_ones_graded(klass
     """Owners are throw-away Unix accounts ann and ben (roster.csv). Each attack stays in its own
     submission; honest ones are graded right; the service stays up; nothing is lost."""
     from intake_cases import FAKE_URL, REASONS, accounts, hand_in, hostile_extras
-    from autograder import intake
+    from autograder.inbound import intake
 
     with accounts("ann", "ben") as users:
         (ann, ann_uid), (ben, ben_uid) = users["ann"], users["ben"]

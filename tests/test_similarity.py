@@ -1,4 +1,4 @@
-"""Similarity between submissions (``autograder.similarity``) on a planted class of notebook 02.
+"""Similarity between submissions (``autograder.reports.similarity``) on a planted class of notebook 02.
 
 Planted: one student answers every cell with the reference solution; four others hand in copies
 of it with the variables renamed, with statements reordered, with other comments, and with all
@@ -16,11 +16,12 @@ import textwrap
 import nbformat
 import pytest
 
-from autograder import similarity, submissions
-from autograder.config import REPO
-from autograder.course import Course
-from autograder.cells import grade_id, is_solution_cell
-from autograder.solutions import load_solution
+from autograder.reports import similarity
+from autograder.course import submissions
+from autograder.course.config import REPO
+from autograder.course.course import Course
+from autograder.course.cells import grade_id, is_solution_cell
+from autograder.course.solutions import load_solution
 from planted import assert_graded
 
 AID = "02_vae"

@@ -4,7 +4,7 @@ In-process (``PLANTED``): a test cell of the source notebook (hidden tests inclu
 markers are comments) runs in the reference namespace from ``load_solution`` after a student's
 cell: a planted mistake must lose the test's points, another correct implementation must keep
 them. Through nbgrader: two submissions whose own loss looks *better* than the reference's; the
-quality test, scored by ``autograder.evaluate``, must fail them.
+quality test, scored by ``autograder.evaluators.evaluate``, must fail them.
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from autograder import evaluate as trusted
-from autograder.solutions import cell_source, load_solution
+from autograder.evaluators import evaluate as trusted
+from autograder.course.solutions import cell_source, load_solution
 from planted import Table, answers, assert_graded, own_solution, params, stderr_of, with_answer
 from test_kl_elbo import KL_NORMALS
 
@@ -432,7 +432,7 @@ def test_trusted_evaluator_agrees_with_the_reference_loss(trained):
 
 def test_the_notebook_and_the_trusted_evaluator_binarize_the_same_images(trained, monkeypatch):
     """One helper binarizes the test subset for the number a student sees (``evaluate_lower_bound``,
-    ``evaluate_iwae_bound``) and for the graded one (``autograder.evaluate.test_images``)."""
+    ``evaluate_iwae_bound``) and for the graded one (``autograder.evaluators.evaluate.test_images``)."""
     from helpers import data, train
 
     x_subset = trained["x_subset"]
@@ -459,7 +459,7 @@ def test_the_notebook_and_the_trusted_evaluator_binarize_the_same_images(trained
 def test_iwae_helper_averages_the_models_bound_like_the_trusted_evaluator(trained):
     """``helpers.train.evaluate_iwae_bound`` (the notebook's table) averages the student's
     ``negative_iwae_bound`` over chunks and repeats; on the reference it estimates what
-    ``autograder.evaluate.negative_iwae`` computes with its own math."""
+    ``autograder.evaluators.evaluate.negative_iwae`` computes with its own math."""
     from helpers.train import evaluate_iwae_bound
 
     model, x_subset = trained["model"], trained["x_subset"]

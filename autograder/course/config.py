@@ -10,7 +10,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COURSE_ID = "dgm"
 CELL_TIMEOUT_ENV = "DGM_CELL_TIMEOUT"
 DEFAULT_CELL_TIMEOUT = 600  # seconds; training cells in grading mode stay well under this
@@ -19,7 +19,7 @@ EXCHANGE_ENV = "DGM_EXCHANGE"
 # The gradebook: <root>/gradebook.db (SQLite) unless this names another database nbgrader
 # takes (a SQLAlchemy URL, e.g. postgresql://user:password@host/dgm).
 DB_ENV = "DGM_DB_URL"
-# Release and due dates and the late penalty live in course.toml (autograder.schedule).
+# Release and due dates and the late penalty live in course.toml (autograder.course.schedule).
 
 
 def apply(c: Config, root: Path = REPO) -> Config:
@@ -52,31 +52,31 @@ def apply(c: Config, root: Path = REPO) -> Config:
         "nbgrader.preprocessors.OverwriteKernelspec", "nbgrader.preprocessors.OverwriteCells",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
-    # Test cells run in the grading kernel's own runner (autograder.guard explains why).
+    # Test cells run in the grading kernel's own runner (autograder.grading.guard explains why).
     c.Autograde.autograde_preprocessors = [
-        "autograder.guard.GuardedExecute", "nbgrader.preprocessors.IgnorePattern",
+        "autograder.grading.guard.GuardedExecute", "nbgrader.preprocessors.IgnorePattern",
         "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
         "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
-    c.AssignLatePenalties.plugin_class = "autograder.late.PerDayPenalty"
+    c.AssignLatePenalties.plugin_class = "autograder.course.late.PerDayPenalty"
     from .schedule import Schedule  # the course file; a bad one stops here with what is wrong
     c.PerDayPenalty.fraction_per_day = Schedule.load().late_penalty_per_day
     # Feedback shows each test's verdict and message, never the hidden tests' code.
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",
-        "autograder.feedback.RedactHiddenTests",
+        "autograder.feedback.redact.RedactHiddenTests",
         "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
     ]
     # The exchange through which assignments are released, submitted and returned: a folder
     # shared by instructor and students (JupyterHub: a shared volume; one machine: the default).
     c.Exchange.root = os.environ.get(EXCHANGE_ENV) or str(Path(root).resolve() / "exchange")
     # The staff's collect takes a submission's student from its folder's owner, its time from the
-    # system, and copies regular files only (no links, FIFOs, devices; sizes capped): autograder.collect.
-    c.ExchangeFactory.collect = "autograder.collect.SafeCollect"
+    # system, and copies regular files only (no links, FIFOs, devices; sizes capped): autograder.inbound.collect.
+    c.ExchangeFactory.collect = "autograder.inbound.collect.SafeCollect"
     # What a student wrote never runs in the formgrader or the feedback page (both HTMLExporter):
-    # markdown, raw cells and HTML outputs cleaned by an allow-list, scripts dropped (autograder.sanitize).
-    c.HTMLExporter.preprocessors = ["autograder.sanitize.SanitizeHTML"]
+    # markdown, raw cells and HTML outputs cleaned by an allow-list, scripts dropped (autograder.feedback.sanitize).
+    c.HTMLExporter.preprocessors = ["autograder.feedback.sanitize.SanitizeHTML"]
     return c
 
 

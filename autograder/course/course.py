@@ -92,7 +92,7 @@ class Course:
 
     @property
     def grade_log(self) -> Path:
-        """CSV of how long each grading took (``autograder.grade.log_times``)."""
+        """CSV of how long each grading took (``autograder.grading.grade.log_times``)."""
         return self.root / "grade-log.csv"
 
     def check_assignment(self, assignment: str) -> None:
@@ -203,11 +203,11 @@ class Course:
                        refused: list[str] | None = None) -> Path:
         """Copy a student's assignment folder into ``submitted/`` (replacing an older copy).
 
-        The copy is ``autograder.intake``'s: regular files only, within its caps; what it leaves
+        The copy is ``autograder.inbound.intake``'s: regular files only, within its caps; what it leaves
         out (links, FIFOs, devices, files too large, too many) is appended to ``refused``, a reason
         per path, and stays where it was. Raises ``GradingError`` if ``folder`` is not a folder
         (a link to one included) or ``student``/``assignment`` are not plain ids."""
-        from . import intake
+        from ..inbound import intake
         for what, name, pattern in (("student", student, intake.STUDENT_ID), ("assignment", assignment,
                                                                            intake.ASSIGNMENT_ID)):
             if not pattern.fullmatch(name):

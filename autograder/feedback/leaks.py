@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .cells import is_solution_cell, is_test_cell
+from ..course.cells import is_solution_cell, is_test_cell
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION.*?### END SOLUTION", re.S)

@@ -6,7 +6,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool
 
 from .leaks import HIDDEN, hidden_lines
-from .cells import is_test_cell
+from ..course.cells import is_test_cell
 
 NOTE = "# (hidden tests ran here)"
 REMOVED = "[output removed: it quoted the hidden tests]\n"

@@ -4,7 +4,7 @@ nbgrader's formgrader shows an autograded notebook to a TA (logged in, able to c
 and the feedback page goes back to students; both are nbconvert's ``HTMLExporter``. Its
 ``sanitize_html`` option does not reach markdown cells there (nbgrader's ``formgrade`` and
 ``feedback`` templates render them without it), and nbconvert's markdown keeps raw HTML and
-``javascript:`` links. So ``SanitizeHTML``, an exporter preprocessor set in ``autograder.config``
+``javascript:`` links. So ``SanitizeHTML``, an exporter preprocessor set in ``autograder.course.config``
 (``c.HTMLExporter.preprocessors``, which both read), cleans the notebook before any template sees it:
 
 * markdown cells are rendered by nbconvert's own ``markdown2html`` and cleaned by an allow-list

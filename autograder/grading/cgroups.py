@@ -4,7 +4,7 @@ included), CPU and the number of tasks, through Linux control groups, v1 or v2.
 One ``Cgroup`` is one name (e.g. ``dgm/grade/<id>`` or ``dgm/users/<name>``) in every
 controller the machine has: under cgroup v1 a folder in each of the ``memory``, ``cpu`` and
 ``pids`` hierarchies, under v2 one folder of the unified hierarchy with those controllers
-enabled on the way down. Used by the grading sandbox (``autograder.sandbox``) and by the hub's
+enabled on the way down. Used by the grading sandbox (``autograder.grading.sandbox``) and by the hub's
 spawner (``autograder.hub``). Only root (or whoever was delegated the base folder) can make
 them; ``Cgroup.create`` says what it could not set up instead of raising.
 

@@ -1,6 +1,6 @@
 """The one privileged door to the grading sandbox for staff accounts: ``python -m autograder.executor``.
 
-Kernels get their sandbox (``autograder.sandbox``) only from root. The graders that run as root
+Kernels get their sandbox (``autograder.grading.sandbox``) only from root. The graders that run as root
 (``python -m autograder grade`` and ``serve``) start sandboxed kernels themselves; everything else
 that autogrades runs as a staff account: the formgrader (as ``dgm-grader``) and a TA's own
 ``nbgrader autograde`` or ``python -m autograder grade``. For them ``GuardedExecute`` sends the

@@ -1,6 +1,6 @@
 """The process that autogrades one submission, forked from a warm server.
 
-``autograder.workers.run_task`` starts ``grade`` through multiprocessing's *forkserver*: the
+``autograder.grading.workers.run_task`` starts ``grade`` through multiprocessing's *forkserver*: the
 server imports nbgrader once, and each submission gets a fresh fork of it (milliseconds,
 instead of seconds of imports for a new interpreter), in its own session (so the kernel and
 everything it starts can be killed as one group), under a memory cap that the kernel inherits.
@@ -25,7 +25,7 @@ def context():
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["autograder.course"])
+        _context.set_forkserver_preload(["autograder.course.course"])
     return _context
 
 
@@ -59,7 +59,7 @@ def grade(root: str, memory_mb: int, env: dict[str, str], cgroup: str, assignmen
     the log's last line.
     """
     _enter(root, memory_mb, env)
-    from .course import Course, GradingError
+    from ..course.course import Course, GradingError
 
     course = Course(Path(root), db_url=f"sqlite:///{Path(root) / DB}")
     # The kernel dies with this process group anyway: do not wait for it to exit on its own.
@@ -83,7 +83,7 @@ def execute(root: str, memory_mb: int, env: dict[str, str], cgroup: str) -> None
     _enter(root, memory_mb, env)
     import nbformat
 
-    from .config import course_config
+    from ..course.config import course_config
     from .guard import GuardedExecute
 
     config = course_config()

@@ -1,9 +1,9 @@
 """Grade a folder of submissions laid out as ``<dir>/<student>/<assignment>/<notebook>.ipynb``.
 
-Each submission is graded in isolation (``autograder.workers``): by ``workers`` local
+Each submission is graded in isolation (``autograder.grading.workers``): by ``workers`` local
 processes, or as tasks on a Dask cluster (``scheduler``: an address, or a ``Client``). The
 results are merged into the course's one gradebook by this process alone. How long each took
-is appended to the course's grade log (``Course.grade_log``, read by ``autograder.report``).
+is appended to the course's grade log (``Course.grade_log``, read by ``autograder.reports.report``).
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from .cells import grade_id, is_graded
-from .course import Course, GradingError, Score
-from . import forkserver, intake
+from ..course.cells import grade_id, is_graded
+from ..course.course import Course, GradingError, Score
+from . import forkserver
+from ..inbound import intake
 from .workers import Outcome, SubmissionRefused, assignment_gradebook, make_task, merge, run_task
 
 
@@ -84,7 +85,7 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     A submission with an unknown assignment or without its notebook is not graded (a
     ``Result`` with the reason). One that breaks or exceeds its limits while grading gets 0
     for its tests, and the reason is kept in the Result and in its feedback notebook.
-    Submissions are taken by ``autograder.intake``: what it leaves out (links, FIFOs, devices,
+    Submissions are taken by ``autograder.inbound.intake``: what it leaves out (links, FIFOs, devices,
     files over their size, too many files) is named with its reason in the Result's error and in
     a note at the top of the feedback; a notebook it refuses gets 0 with the reason, unrun. A
     student's or assignment's folder that is a link is not graded (a Result with the reason).

@@ -7,7 +7,7 @@ the traceback display, tracing hooks, the kernel's message handlers) and observe
 callbacks), and it can patch the libraries the tests call. The guard takes the verdict out of
 its reach in three layers:
 
-1. **The kernel** (``autograder.kernel``, started by the grading kernelspec) takes a snapshot
+1. **The kernel** (``autograder.grading.kernel``, started by the grading kernelspec) takes a snapshot
    of its machinery and of the libraries tests use before any student code runs, and arms a
    Python audit hook, which cannot be removed: no ``sys.settrace``/``setprofile``, no other audit
    hook, no ``gc`` walks or ``ctypes`` (the ways to find and poke at the snapshot), no rewriting
@@ -27,11 +27,11 @@ its reach in three layers:
    cell left a thread running or came back without the kernel's stamp (its code did not run).
    It also caps what a cell may print (``max_cell_output``, ``max_notebook_output``).
 
-Hidden tests never reach feedback: ``autograder.feedback`` drops any output, of any cell, that
+Hidden tests never reach feedback: ``autograder.feedback.redact`` drops any output, of any cell, that
 quotes a line of them. What stays out of reach of this guard: code that runs between two
 messages (a finalizer, an event-loop callback) and rewires the objects that carry a message
 *to* that function, before it runs; the executor's stamp check and thread taint catch what
-they can of it, and ``autograder.sandbox`` contains what such code can do beyond its own grade.
+they can of it, and ``autograder.grading.sandbox`` contains what such code can do beyond its own grade.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer, Unicode
 
 from . import sandbox
-from .cells import is_test_cell
+from ..course.cells import is_test_cell
 from .cgroups import Caps
 from .kernel import MARK, STAMP
 
@@ -57,7 +57,7 @@ UNGUARDED = "the grader could not run this test in a clean kernel"
 
 
 class GradingKernelManager(AsyncKernelManager):
-    """Starts ``autograder.kernel`` through ``autograder.sandbox``, whatever the notebook's kernel:
+    """Starts ``autograder.grading.kernel`` through ``autograder.grading.sandbox``, whatever the notebook's kernel:
     its messages go through Unix sockets in a folder made for it (it has no network), under the
     caps of its cgroup. Refuses to start one without the sandbox unless that was asked for."""
 
@@ -68,7 +68,7 @@ class GradingKernelManager(AsyncKernelManager):
 
     @property
     def kernel_spec(self) -> KernelSpec:
-        return KernelSpec(argv=[sys.executable, "-I", "-m", "autograder.sandbox", "{connection_file}"],
+        return KernelSpec(argv=[sys.executable, "-I", "-m", "autograder.grading.sandbox", "{connection_file}"],
                           display_name="Python 3 (grading)", language="python",
                           interrupt_mode="message")  # a signal would not cross into the sandbox
 

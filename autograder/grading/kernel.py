@@ -1,7 +1,7 @@
-"""The grading kernel: IPython's kernel with the guard described in ``autograder.guard``.
+"""The grading kernel: IPython's kernel with the guard described in ``autograder.grading.guard``.
 
-``python -m autograder.kernel -f CONNECTION_FILE`` (the grading kernelspec, started by
-``autograder.sandbox``) imports the libraries that tests use, takes a snapshot of the kernel's
+``python -m autograder.grading.kernel -f CONNECTION_FILE`` (the grading kernelspec, started by
+``autograder.grading.sandbox``) imports the libraries that tests use, takes a snapshot of the kernel's
 machinery and of those libraries, arms an audit hook, and then serves cells. A cell that the
 grader marks as a test (``MARK``) runs in ``run_test``, never through IPython's ``run_cell``.
 

@@ -1,6 +1,6 @@
 """The student's kernel in a sandbox: an account of its own, an allow-list of files, caps.
 
-Every grading kernel is started as ``python -I -m autograder.sandbox {connection_file}``
+Every grading kernel is started as ``python -I -m autograder.grading.sandbox {connection_file}``
 (``GradingKernelManager``); ``-I`` keeps the working directory, ``$PYTHONPATH`` and the user's
 site folder off ``sys.path``, so nothing a student submitted is imported by this launcher or by
 the kernel. The launcher reads the sandbox that ``$DGM_SANDBOX`` describes (written by the
@@ -19,8 +19,8 @@ kernel. As root with ``bwrap``:
   source notebooks, the tests, the history, the gradebook, the hub's secrets or anyone's home.
 * **Writable: tmpfs only**, each with a size (``TMPFS_MB``): ``/tmp``, ``/dev/shm``, its home and
   its working directory (where the notebook runs); and the folder of its sockets, which the
-  grader made a 4 MiB tmpfs (``autograder.forkserver``). Their pages count against the memory cap.
-* **Caps** (``autograder.cgroups``, made by the grader, joined here before ``bwrap``): memory with
+  grader made a 4 MiB tmpfs (``autograder.grading.forkserver``). Their pages count against the memory cap.
+* **Caps** (``autograder.grading.cgroups``, made by the grader, joined here before ``bwrap``): memory with
   swap and tmpfs, a CPU quota and weight, ``NPROC`` tasks; the grader stops the kernel as soon as
   a cap was hit (``workers.run_task``). Its own pid, network, IPC and UTS namespaces, a new
   session and ``--die-with-parent``: it sees no other process, has no network (its messages go
@@ -58,11 +58,14 @@ UID_BASE, UID_POOL = 61000, 128  # the kernels' own uids (none may be in /etc/pa
 BASE = Path("/dev/shm/dgm-sandbox")  # a tmpfs: what a kernel writes in its socket folder counts in its cap
 LOCKS = BASE / "locks"
 TMPFS_MB = {"/tmp": 512, "/dev/shm": 256, "home": 256, "work": 512}
-REPO = Path(__file__).resolve().parents[1]
-KERNEL_MODULES = ("__init__.py", "kernel.py", "evaluate.py", "probes.py", "conditional.py")
+REPO = Path(__file__).resolve().parents[2]
+# Bound read-only into the sandbox: the kernel, the evaluators that tests call, and every package
+# __init__.py on their way (paths under autograder/).
+KERNEL_MODULES = ("__init__.py", "grading/__init__.py", "grading/kernel.py", "evaluators/__init__.py",
+                  "evaluators/evaluate.py", "evaluators/probes.py", "evaluators/conditional.py")
 ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "passwd", "group", "nsswitch.conf",
        "alternatives", "mime.types", "matplotlibrc")
-KERNEL = ["-I", "-m", "autograder.kernel", "-f"]
+KERNEL = ["-I", "-m", "autograder.grading.kernel", "-f"]
 HOME = "/home/student"
 
 

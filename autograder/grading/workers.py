@@ -21,18 +21,19 @@ import nbformat
 
 from nbgrader.api import Gradebook
 
-from . import forkserver, intake, sandbox
+from . import forkserver, sandbox
+from ..inbound import intake
 from .cgroups import Caps, Cgroup
-from .config import DB_ENV
-from .torch_env import torch_env
+from ..course.config import DB_ENV
+from ..course.torch_env import torch_env
 from .kernel import MODULES_ENV
 
 DATA_ENV = "DGM_DATA"
 # Modules a notebook's tests score with, imported and guarded by the kernel when the notebook names them.
-GUARDED = ("sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluate", "autograder.probes",
-           "autograder.conditional")
+GUARDED = ("sympy", "mpmath", "helpers.metrics", "helpers.classifier", "autograder.evaluators.evaluate", "autograder.evaluators.probes",
+           "autograder.evaluators.conditional")
 MAX_NOTEBOOK_MB = intake.NOTEBOOK_MB  # a submitted notebook above this is refused (its outputs are cleared anyway)
-from .course import Course, GradingError
+from ..course.course import Course, GradingError
 
 WALL_CLOCK_S = 1800.0
 MEMORY_MB = 6144
@@ -66,7 +67,7 @@ class Outcome:
 
 def read_tree(folder: Path, skip_notebooks: bool = False, refused: list[str] | None = None,
               limits: intake.Limits = intake.STUDENT) -> dict[str, bytes]:
-    """The regular files of ``folder`` by relative path, taken by ``autograder.intake`` (no links,
+    """The regular files of ``folder`` by relative path, taken by ``autograder.inbound.intake`` (no links,
     FIFOs or devices; sizes, entries, depth and time capped by ``limits``). What it refuses is
     appended to ``refused`` (one reason per path), if given. Raises ``GradingError`` if ``folder``
     is not a folder (or is a link)."""
@@ -119,7 +120,7 @@ def make_task(course: Course, student: str, assignment: str, folder: Path, grade
     """Snapshot what grading ``folder`` needs. ``gradebook``: the course's
     ``assignment_gradebook`` (built once per assignment by the caller). ``limits``: fields of ``Task``.
 
-    The folder is read by ``autograder.intake``: what it refuses (links, FIFOs, devices, files
+    The folder is read by ``autograder.inbound.intake``: what it refuses (links, FIFOs, devices, files
     over their size, too many) is appended to ``refused`` (a reason per path) and left out; if
     the notebook itself is refused, ``SubmissionRefused`` says why. ``timestamp``: nbgrader's
     timestamp to grade with (``timestamp.txt``, which the late penalty reads), replacing the
@@ -201,7 +202,7 @@ def supervise(target, root: Path, memory_mb: int, threads: int, wall_clock: floa
 def run_task(task: Task) -> Outcome:
     """Grade ``task`` in a scratch course (runs in a worker: a thread, a process or Dask).
 
-    The kernel runs in ``autograder.sandbox``: the course and the scratch gradebook are out of
+    The kernel runs in ``autograder.grading.sandbox``: the course and the scratch gradebook are out of
     its sight or read-only, its processes are capped, and it writes in ``autograded/`` and
     ``home/`` of the scratch folder.
     """

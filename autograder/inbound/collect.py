@@ -1,5 +1,5 @@
 """``nbgrader collect`` that trusts nothing in the exchange's inbound (``c.ExchangeFactory.collect``,
-set by ``autograder.config``, so the command line and the formgrader's *Collect* both use it).
+set by ``autograder.course.config``, so the command line and the formgrader's *Collect* both use it).
 
 nbgrader's own collect takes a folder's student and time from its name and copies it with
 ``shutil.copytree``, which follows what the student put there: a link to a file of the staff's

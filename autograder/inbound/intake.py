@@ -30,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 MB = 1 << 20
-NOTEBOOK_MB = 20           # a notebook above this is refused (autograder.workers.MAX_NOTEBOOK_MB)
-REFUSED_FILE = "intake-refused.txt"  # what a safe collect did not copy, one reason a line (autograder.collect)
+NOTEBOOK_MB = 20           # a notebook above this is refused (autograder.grading.workers.MAX_NOTEBOOK_MB)
+REFUSED_FILE = "intake-refused.txt"  # what a safe collect did not copy, one reason a line (autograder.inbound.collect)
 # A student id as the course takes it (roster ids, Unix user names); never ".", "..", a glob or a path.
 STUDENT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]{0,63}")
 ASSIGNMENT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from .course import Course
-from .solutions import cell_order
+from ..course.course import Course
+from ..course.solutions import cell_order
 
 FORMATS = ("csv", "canvas", "moodle")
 CANVAS_IDS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]

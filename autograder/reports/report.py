@@ -11,8 +11,8 @@ SQLite or PostgreSQL alike), the autograded notebooks and the grade log:
 - the score (before the penalty) against lateness in days (negative: early);
 - grading time per submission, from the grade log (``Course.grade_log``), or "not recorded";
 - the submissions that could not be graded (scored 0, their autograded notebook opening with
-  ``This submission could not be graded: <reason>``, as ``autograder.workers.explain`` writes it);
-- pairs of submissions with similar solution code (``autograder.similarity``), side by side.
+  ``This submission could not be graded: <reason>``, as ``autograder.grading.workers.explain`` writes it);
+- pairs of submissions with similar solution code (``autograder.reports.similarity``), side by side.
 """
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from matplotlib.figure import Figure
 from nbgrader.api import Gradebook, MissingEntry
 
 from . import similarity
-from .course import Course, GradingError
-from .grade import read_times
-from .solutions import cell_order
+from ..course.course import Course, GradingError
+from ..grading.grade import read_times
+from ..course.solutions import cell_order
 
 LOW, HIGH = 0.05, 0.95  # pass rates outside these are flagged
 NOT_GRADED = re.compile(r"This submission could not be graded: (.*?)\*\*", re.S)

@@ -22,8 +22,8 @@ import numpy as np
 from copydetect import CodeFingerprint, compare_files
 from copydetect.utils import highlight_overlap
 
-from .course import Course
-from .cells import grade_id, is_solution_cell
+from ..course.course import Course
+from ..course.cells import grade_id, is_solution_cell
 
 # copydetect's defaults: a match must span 25 characters of filtered code (noise threshold),
 # every such match is found (guarantee threshold 25, so a winnowing window of 1).

@@ -46,8 +46,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import COURSE_ID, REPO, gradebook_url
-from .torch_env import torch_env
+from ..course.config import COURSE_ID, REPO, gradebook_url
+from ..course.torch_env import torch_env
 from .lab import STUDENT_CONFIG
 
 VENV_BIN = Path(sys.executable).parent  # JupyterHub's own programs (run as root)
@@ -80,7 +80,7 @@ class Site:
     ssl_cert: str = ""
     python: str = sys.executable         # what servers and kernels run (``runtime_python``)
     feedback: bool = False               # the grading service (python -m autograder serve) as a hub service
-    # Caps of each person's server and all it starts (autograder.hubcaps; 0: no cap of that kind).
+    # Caps of each person's server and all it starts (autograder.server.hubcaps; 0: no cap of that kind).
     server_memory_mb: int = 2048         # RAM, swap and tmpfs pages together
     server_cpus: float = 1.0             # a hard quota, in cores
     server_tasks: int = 512              # processes and threads
@@ -379,11 +379,11 @@ def runtime_env(site: Site) -> dict[str, str]:
 
 
 COURSE_CONFIG = '''"""nbgrader configuration of the class on the hub, written by `python -m autograder.hub setup`:
-the course's (autograder.config) with this folder as its root, the site's exchange and gradebook,
+the course's (autograder.course.config) with this folder as its root, the site's exchange and gradebook,
 and files shared by the staff group (groupshared). Run nbgrader from this folder."""
 from pathlib import Path
 
-from autograder.config import apply
+from autograder.course.config import apply
 
 here = Path(__file__).resolve().parent
 c = get_config()  # noqa: F821 (nbgrader's)
@@ -522,7 +522,7 @@ def _merge_roster(site: Site, students: list[dict[str, str]]) -> None:
 
 def import_roster(site: Site) -> int:
     """Add the students of ``course/roster.csv`` to the gradebook."""
-    from .course import Course
+    from ..course.course import Course
 
     path = site.course / "roster.csv"
     if not path.is_file():
@@ -582,7 +582,7 @@ def configure(c, site: Site) -> None:
     c.Authenticator.post_auth_hook = unix_groups
 
     # Everyone's JupyterLab runs as their own Unix account, in a control group with caps (hubcaps).
-    c.JupyterHub.spawner_class = "autograder.hubcaps.CappedSpawner"
+    c.JupyterHub.spawner_class = "autograder.server.hubcaps.CappedSpawner"
     c.CappedSpawner.cgroup_prefix = site.prefix
     c.CappedSpawner.memory_mb, c.CappedSpawner.cpus = site.server_memory_mb, site.server_cpus
     c.CappedSpawner.tasks, c.CappedSpawner.reserve_mb = site.server_tasks, site.reserve_mb
@@ -620,7 +620,7 @@ def configure(c, site: Site) -> None:
         "environment": {k: v for k, v in env.items() if k != "DGM_EXCHANGE"},
     }]
     if site.feedback:  # feedback minutes after submitting (README: "Feedback on submit")
-        from .service import hub_service
+        from ..service.service import hub_service
         c.JupyterHub.services.append(hub_service(site.course, site.exchange, python=site.python, environment=env))
     c.JupyterHub.load_roles = [{
         "name": f"{SERVICE}-users", "description": "open the course's formgrader",

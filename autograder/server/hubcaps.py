@@ -2,7 +2,7 @@
 
 * **Caps, enforced by the kernel** (``CappedSpawner``): each person's JupyterLab and everything it
   starts (kernels, terminals, their children) run in a control group of their own,
-  ``<prefix>/users/<name>`` (``autograder.cgroups``, cgroup v1 or v2), with a memory cap that
+  ``<prefix>/users/<name>`` (``autograder.grading.cgroups``, cgroup v1 or v2), with a memory cap that
   counts swap and tmpfs (``/dev/shm``) pages, a CPU quota and share, and a cap on processes and
   threads. The server joins its group in the child process, as root, before it drops to the
   person's account, so nothing it starts escapes. All servers together sit in
@@ -32,7 +32,7 @@ from pathlib import Path
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Float, Integer, Unicode
 
-from .cgroups import Caps, Cgroup, version
+from ..grading.cgroups import Caps, Cgroup, version
 
 HERE = Path(__file__).resolve().parent / "hubserver"
 CULLER = "idle-culler"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .config import EXCHANGE_ENV, REPO
-from .torch_env import torch_env
+from ..course.config import EXCHANGE_ENV, REPO
+from ..course.torch_env import torch_env
 
 STUDENT_CONFIG = Path(__file__).with_name("student_nbgrader_config.py")
 
@@ -78,7 +78,7 @@ def lab_env(extra: dict[str, str | None] | None = None) -> dict[str, str]:
     env = dict(os.environ, **torch_env())
     env.setdefault(EXCHANGE_ENV, str(REPO / "exchange"))
     # One person's own lab: what it autogrades (the formgrader of `make lab`) is that person's own
-    # work, run with their rights when no grading sandbox can be made here (autograder.sandbox).
+    # work, run with their rights when no grading sandbox can be made here (autograder.grading.sandbox).
     env.setdefault("DGM_NO_SANDBOX", "1")
     for key, value in (extra or {}).items():
         if value is None:

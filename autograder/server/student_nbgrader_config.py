@@ -2,7 +2,7 @@
 
 Install it where the students' Jupyter reads config: on JupyterHub, as
 /etc/jupyter/nbgrader_config.py; on one machine, in the folder JupyterLab serves or in
-$JUPYTER_CONFIG_DIR. The exchange must be the instructor's (autograder.config sets it from
+$JUPYTER_CONFIG_DIR. The exchange must be the instructor's (autograder.course.config sets it from
 $DGM_EXCHANGE, default <course>/exchange).
 """
 import os

@@ -2,7 +2,7 @@
 
 A long-lived process that watches the exchange's inbound folder (nbgrader's layout:
 ``<exchange>/<course_id>/inbound/<student>+<assignment>+<timestamp>[+random]/``), grades each
-new submission with the same isolated graders as ``grade`` (``autograder.workers``: sandbox,
+new submission with the same isolated graders as ``grade`` (``autograder.grading.workers``: sandbox,
 limits, guard, local workers or a Dask scheduler) and releases its feedback through the
 exchange, so the student gets it with the Assignments tab or ``nbgrader fetch_feedback``.
 
@@ -22,12 +22,12 @@ exchange, so the student gets it with the Assignments tab or ``nbgrader fetch_fe
   roster or for an assignment not released is ``refused`` (journal and log, for the staff) and
   counts for nobody. Its time is the latest ``st_ctime`` of the folder and its files, which the
   student cannot set back; it is the ``timestamp.txt`` graded (late penalty) and the day counted.
-  Files are taken by ``autograder.intake``: no links, FIFOs or devices, sizes capped; what it
-  leaves out is named in the feedback (``autograder.intake``).
+  Files are taken by ``autograder.inbound.intake``: no links, FIFOs or devices, sizes capped; what it
+  leaves out is named in the feedback (``autograder.inbound.intake``).
 * **Rate limit.** At most ``daily_limit`` graded submissions per student, assignment and UTC day
   (of the submission's time, above). One over the limit is kept (in inbound and the journal)
   and its feedback says so; the latest submission is graded at the due date as usual.
-* **Hidden tests.** Their code never appears (``autograder.feedback.RedactHiddenTests``). With
+* **Hidden tests.** Their code never appears (``autograder.feedback.redact.RedactHiddenTests``). With
   ``hidden_messages = "after_due_date"`` (default), before the due date a failing test cell that
   holds hidden tests shows its message only if one of the cell's visible asserts carries it (the
   student can run those); otherwise the message reads ``failed``. ``"always"`` shows them.
@@ -59,15 +59,16 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import parse_utc
 
-from . import forkserver, intake
-from .cgroups import Cgroup
-from .config import COURSE_ID
-from .course import Course, GradingError
-from .cells import is_test_cell
-from .leaks import HIDDEN
-from .intake import Refused
-from .schedule import COURSE_FILE, FORMAT, Schedule, ScheduleError, read_course_file
-from .workers import (Outcome, SubmissionRefused, assignment_gradebook, make_task, merge,
+from ..grading import forkserver
+from ..inbound import intake
+from ..grading.cgroups import Cgroup
+from ..course.config import COURSE_ID
+from ..course.course import Course, GradingError
+from ..course.cells import is_test_cell
+from ..feedback.leaks import HIDDEN
+from ..inbound.intake import Refused
+from ..course.schedule import COURSE_FILE, FORMAT, Schedule, ScheduleError, read_course_file
+from ..grading.workers import (Outcome, SubmissionRefused, assignment_gradebook, make_task, merge,
                       run_task)
 
 STATE_DIR = "feedback-service"        # in the course folder

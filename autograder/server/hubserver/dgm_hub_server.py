@@ -1,4 +1,4 @@
-"""A Jupyter server extension of every server on the class hub (``autograder.hubcaps``): a kernel
+"""A Jupyter server extension of every server on the class hub (``autograder.server.hubcaps``): a kernel
 that is running a cell counts as activity of the server, printed output or not, so JupyterHub's
 idle culler keeps a server whose training loop runs quietly for an hour.
 

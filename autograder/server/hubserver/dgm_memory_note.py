@@ -1,4 +1,4 @@
-"""An IPython extension of every kernel on the class hub (``autograder.hubcaps``): after the
+"""An IPython extension of every kernel on the class hub (``autograder.server.hubcaps``): after the
 kernel's server reached its memory cap and the kernel OOM killer stopped a kernel, the next cell
 run in any kernel of that server starts with a note that says so, and what to do.
 
