@@ -10,7 +10,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-REPO = Path(__file__).resolve().parents[2]
+from .schedule import REPO  # one definition: the calendar imports nothing of config (no cycle)
 COURSE_ID = "dgm"
 CELL_TIMEOUT_ENV = "DGM_CELL_TIMEOUT"
 DEFAULT_CELL_TIMEOUT = 600  # seconds; training cells in grading mode stay well under this

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .config import REPO
+REPO = Path(__file__).resolve().parents[2]  # the course repository (config.REPO is this one)
 
 COURSE_FILE = REPO / "course.toml"
 FORMAT = "%Y-%m-%d %H:%M"
@@ -98,6 +98,73 @@ class Schedule:
                                     f"{earlier} is closed ({self.closes(earlier):{FORMAT}} UTC)"
                                     + (" - --force does not lift this" if force else ""))
         return warning
+
+
+# --- the [service] table: the feedback service's settings (autograder.service) -----------------------
+
+POLICIES = ("after_due_date", "always")
+DEFAULT_LIMIT = 3
+
+
+class SettingsError(ScheduleError):
+    """A ``[service]`` table that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    daily_limit: int = DEFAULT_LIMIT
+    hidden_messages: str = "after_due_date"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[service]`` table of ``course.toml``: defaults, and a sub-table per assignment.
+
+    .. code-block:: toml
+
+        [service]
+        daily_limit = 3                     # graded submissions per student, assignment and UTC day
+        hidden_messages = "after_due_date"  # or "always"
+
+        [service.02_vae]
+        daily_limit = 5
+    """
+    default: Policy = Policy()
+    assignments: dict[str, Policy] = field(default_factory=dict)
+
+    def policy(self, assignment: str) -> Policy:
+        return self.assignments.get(assignment, self.default)
+
+    @classmethod
+    def load(cls, path: Path = COURSE_FILE, known: list[str] | None = None) -> "Settings":
+        path = Path(path)
+        known = sorted(p.name for p in (path.parent / "notebooks").iterdir() if p.is_dir()) \
+            if known is None and (path.parent / "notebooks").is_dir() else known
+        raw = read_course_file(path, SettingsError).get("service", {})
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{path}: [service] must be a table")
+        default = _policy(path, "service", {k: v for k, v in raw.items() if not isinstance(v, dict)}, Policy())
+        per = {}
+        for name, table in raw.items():
+            if isinstance(table, dict):
+                if known is not None and name not in known:
+                    raise SettingsError(f"{path}: [service.{name}]: unknown assignment (known: {', '.join(known)})")
+                per[name] = _policy(path, f"service.{name}", table, default)
+        return cls(default, per)
+
+
+def _policy(path: Path, where: str, table: dict, base: Policy) -> Policy:
+    unknown = set(table) - {f.name for f in fields(Policy)}
+    if unknown:
+        raise SettingsError(f"{path}: [{where}]: unknown keys {', '.join(sorted(unknown))} "
+                            f"(known: daily_limit, hidden_messages)")
+    limit = table.get("daily_limit", base.daily_limit)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise SettingsError(f"{path}: [{where}] daily_limit must be a whole number >= 0, not {limit!r}")
+    hidden = table.get("hidden_messages", base.hidden_messages)
+    if hidden not in POLICIES:
+        raise SettingsError(f"{path}: [{where}] hidden_messages must be one of {', '.join(POLICIES)}, not {hidden!r}")
+    return Policy(limit, hidden)
 
 
 def read_course_file(path: Path, error: type[ScheduleError] = ScheduleError) -> dict:

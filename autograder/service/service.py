@@ -34,14 +34,16 @@ exchange, so the student gets it with the Assignments tab or ``nbgrader fetch_fe
 
 Settings: the ``[service]`` table of ``course.toml`` (``Settings``). On the class server, run it
 as a JupyterHub managed service (``hub_service``).
+
+Beside this loop: the ``[service]`` settings are read with the calendar (``course.schedule``),
+hidden tests' messages are masked beside the feedback's redaction (``feedback.redact``), and the
+journal and the names of inbound submissions are ``service.journal``.
 """
 from __future__ import annotations
 
-import ast
 import fcntl
 import stat
 import html
-import json
 import multiprocessing.forkserver
 import os
 import re
@@ -52,30 +54,27 @@ import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import nbformat
-from nbgrader.utils import parse_utc
 
 from ..grading import forkserver
 from ..inbound import intake
 from ..grading.cgroups import Cgroup
 from ..course.config import COURSE_ID
 from ..course.course import Course, GradingError
-from ..course.cells import is_test_cell
-from ..feedback.leaks import HIDDEN
 from ..inbound.intake import Refused
-from ..course.schedule import COURSE_FILE, FORMAT, Schedule, ScheduleError, read_course_file
+from ..course.schedule import (COURSE_FILE, DEFAULT_LIMIT, FORMAT, POLICIES, Policy, Schedule, ScheduleError,  # noqa: F401
+                                Settings, SettingsError, read_course_file)
+from ..feedback.redact import mask_hidden_messages, visible_messages  # noqa: F401
+from .journal import Entry, Journal, iso, parse_name, submitted_at, utcnow  # noqa: F401
 from ..grading.workers import (Outcome, SubmissionRefused, assignment_gradebook, make_task, merge,
                       run_task)
 
 STATE_DIR = "feedback-service"        # in the course folder
 JOURNAL = "journal.json"
 LOCK = "lock"
-POLICIES = ("after_due_date", "always")
-DEFAULT_LIMIT = 3
 MARKER = "DGM_FEEDBACK_SERVICE"        # in the environment of this service's graders: "<state dir>#<instance>"
 SECRET = re.compile(r"[0-9a-f]{128}")  # nbgrader's submission_secret.txt (secrets.token_hex(64))
 INCOMPLETE_AFTER_S = 600.0             # a folder without its secret after this long is not a submission
@@ -83,208 +82,7 @@ NOTE_KEY = "dgm_service"               # metadata of the note cell the service a
 ROSTER_TTL_S = 30.0                    # how long the roster read from the gradebook and roster.csv is kept
 
 
-class SettingsError(ScheduleError):
-    """A ``[service]`` table that cannot be used."""
-
-
-@dataclass(frozen=True)
-class Policy:
-    daily_limit: int = DEFAULT_LIMIT
-    hidden_messages: str = "after_due_date"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The ``[service]`` table of ``course.toml``: defaults, and a sub-table per assignment.
-
-    .. code-block:: toml
-
-        [service]
-        daily_limit = 3                     # graded submissions per student, assignment and UTC day
-        hidden_messages = "after_due_date"  # or "always"
-
-        [service.02_vae]
-        daily_limit = 5
-    """
-    default: Policy = Policy()
-    assignments: dict[str, Policy] = field(default_factory=dict)
-
-    def policy(self, assignment: str) -> Policy:
-        return self.assignments.get(assignment, self.default)
-
-    @classmethod
-    def load(cls, path: Path = COURSE_FILE, known: list[str] | None = None) -> "Settings":
-        path = Path(path)
-        known = sorted(p.name for p in (path.parent / "notebooks").iterdir() if p.is_dir()) \
-            if known is None and (path.parent / "notebooks").is_dir() else known
-        raw = read_course_file(path, SettingsError).get("service", {})
-        if not isinstance(raw, dict):
-            raise SettingsError(f"{path}: [service] must be a table")
-        default = _policy(path, "service", {k: v for k, v in raw.items() if not isinstance(v, dict)}, Policy())
-        per = {}
-        for name, table in raw.items():
-            if isinstance(table, dict):
-                if known is not None and name not in known:
-                    raise SettingsError(f"{path}: [service.{name}]: unknown assignment (known: {', '.join(known)})")
-                per[name] = _policy(path, f"service.{name}", table, default)
-        return cls(default, per)
-
-
-def _policy(path: Path, where: str, table: dict, base: Policy) -> Policy:
-    unknown = set(table) - {f.name for f in fields(Policy)}
-    if unknown:
-        raise SettingsError(f"{path}: [{where}]: unknown keys {', '.join(sorted(unknown))} "
-                            f"(known: daily_limit, hidden_messages)")
-    limit = table.get("daily_limit", base.daily_limit)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise SettingsError(f"{path}: [{where}] daily_limit must be a whole number >= 0, not {limit!r}")
-    hidden = table.get("hidden_messages", base.hidden_messages)
-    if hidden not in POLICIES:
-        raise SettingsError(f"{path}: [{where}] hidden_messages must be one of {', '.join(POLICIES)}, not {hidden!r}")
-    return Policy(limit, hidden)
-
-
-# --- the journal ---------------------------------------------------------------------------------
-
-@dataclass
-class Entry:
-    """One inbound folder and what the service did with it."""
-    name: str                     # the inbound folder's name: the key
-    student: str
-    assignment: str
-    timestamp: str                # nbgrader's, from the name (UTC): as the student claims it
-    status: str = "queued"        # queued, grading, graded, error, over_limit, skipped, refused
-    counted: bool = False         # holds one of the day's graded submissions
-    slot: int = 0                 # which of the day's (1-based), if counted
-    seen: str = ""                # when the service first took it (UTC, ISO 8601)
-    started: str | None = None    # the current or last grading
-    finished: str | None = None
-    attempts: int = 0             # gradings started (more than 1: one was interrupted)
-    seconds: float | None = None  # the grading's wall-clock time
-    score: float | None = None
-    max_score: float | None = None
-    released: str | None = None   # when its feedback reached the exchange
-    error: str | None = None
-    submitted: str = ""           # when it was handed in, from the system (nbgrader's format, UTC): see intake
-    owner: str = ""               # the user name of the folder's owner
-    refused: list[str] = field(default_factory=list)  # files the intake left out, a reason each
-
-    @property
-    def when(self) -> datetime:
-        """The submission's time: the system's (``submitted``); the name's for entries of old journals."""
-        for t in (self.submitted, self.timestamp):
-            try:
-                return submitted_at(t)
-            except (ValueError, OverflowError, TypeError):
-                pass
-        return datetime(1970, 1, 1)
-
-    @property
-    def day(self) -> str:
-        return f"{self.when:%Y-%m-%d}"
-
-
-class Journal:
-    """``{inbound folder name: Entry}``, saved as JSON by write-then-rename (never half-written)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.entries: dict[str, Entry] = {}
-
-    def load(self) -> "Journal":
-        if self.path.exists():
-            raw = json.loads(self.path.read_text())
-            self.entries = {k: Entry(**v) for k, v in raw.get("entries", {}).items()}
-        return self
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            json.dump({"version": 1, "entries": {k: asdict(e) for k, e in self.entries.items()}}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def recover(self) -> list[Entry]:
-        """Gradings that were running when the service stopped go back to the queue."""
-        interrupted = [e for e in self.entries.values() if e.status == "grading"]
-        for e in interrupted:
-            e.status, e.started = "queued", None
-        return interrupted
-
-    def used(self, student: str, assignment: str, day: str) -> int:
-        """Graded submissions of ``student`` (the folders' owner) of ``assignment`` on ``day`` (by the
-        system's time)."""
-        return sum(1 for e in self.entries.values() if e.counted and e.student == student
-                   and e.assignment == assignment and e.day == day)
-
-
-def parse_name(name: str, released: set[str] | None = None) -> tuple[str, str, str] | None:
-    """``(student, assignment, timestamp)`` that an inbound folder's name claims
-    (``<student>+<assignment>+<timestamp>`` with an optional ``+<random>``, nbgrader's), or None if
-    it is not such a name. Raises ``intake.Refused`` with the reason for a student that is not an
-    id (``.``, ``..``, ``*``, a path) or an assignment not in ``released`` (if given). Whose the
-    submission is, is decided by its folder's owner (``intake.identify``), not by the name."""
-    parsed = intake.parse_name(name)
-    if parsed is not None and released is not None and parsed[1] not in released:
-        raise Refused(f"{parsed[1]} is not released: not graded")
-    return parsed
-
-
-def submitted_at(timestamp: str) -> datetime:
-    """nbgrader's timestamp as a naive UTC datetime (as the gradebook keeps them)."""
-    return parse_utc(timestamp)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def iso(t: datetime | None = None) -> str:
-    return (t or utcnow()).isoformat(timespec="seconds")
-
-
 # --- what the feedback says -------------------------------------------------------------------------
-
-def visible_messages(source: str) -> list[re.Pattern]:
-    """Patterns of the messages the visible asserts of a test cell can raise (an f-string's
-    fields match anything)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    out = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Assert) or node.msg is None:
-            continue
-        if isinstance(node.msg, ast.Constant) and isinstance(node.msg.value, str):
-            out.append(re.compile(re.escape(node.msg.value), re.S))
-        elif isinstance(node.msg, ast.JoinedStr):
-            out.append(re.compile("".join(re.escape(v.value) if isinstance(v, ast.Constant) else ".*"
-                                          for v in node.msg.values), re.S))
-    return out
-
-
-def mask_hidden_messages(nb) -> int:
-    """Replace the failure message of every test cell with hidden tests by ``failed``, unless a
-    visible assert of the cell carries it. Returns how many were replaced."""
-    count = 0
-    for cell in nb.cells:
-        if not is_test_cell(cell) or not HIDDEN.search(cell.source):
-            continue
-        visible = visible_messages(cell.source.split("### BEGIN HIDDEN TESTS", 1)[0])
-        for out in cell.get("outputs", []):
-            if out.output_type == "error" and not any(p.fullmatch(str(out.get("evalue", ""))) for p in visible):
-                out.evalue, out.traceback = "failed", [f"{out.get('ename', 'Error')}: failed"]
-                count += 1
-    return count
-
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
