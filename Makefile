@@ -43,7 +43,7 @@ browser:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "Chromium is not installed and cannot be installed here: the browser tests will be skipped."
 
-# bubblewrap for the grading sandbox (autograder/sandbox.py): Debian's package, installed when
+# bubblewrap for the grading sandbox (autograder/grading/sandbox.py): Debian's package, installed when
 # missing and we are root; without it (or root) kernels get no namespaces and those tests are skipped.
 sandbox:
 	@command -v bwrap >/dev/null || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null \
@@ -59,7 +59,7 @@ hub-deps:
 		&& npm install --prefix .hub --no-audit --no-fund --loglevel=error configurable-http-proxy@$(CHP_VERSION) >/dev/null; } \
 		|| echo "configurable-http-proxy cannot be installed here: the hub tests will be skipped."
 
-# The class's JupyterHub on this server, as root (README: "A JupyterHub for the class"): accounts,
+# The class's JupyterHub on this server, as root (docs/instructors.md: "A JupyterHub for the class"): accounts,
 # folders and permissions, the gradebook's PostgreSQL, then the hub in the foreground (Ctrl-C stops it).
 hub: setup hub-deps
 	$(PY) -m autograder.hub setup --root $(HUB_ROOT) $(HUB_ARGS)
