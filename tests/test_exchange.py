@@ -111,7 +111,7 @@ def test_assignments_tab_lists_fetches_and_submits_through_the_server(tmp_path):
         d.mkdir()
     (root / "notebooks").symlink_to(REPO / "notebooks")
     shutil.copy(REPO / "nbgrader_config.py", root)
-    shutil.copy(REPO / "autograder" / "student_nbgrader_config.py", conf / "nbgrader_config.py")
+    shutil.copy(REPO / "autograder" / "server" / "student_nbgrader_config.py", conf / "nbgrader_config.py")
     sh([sys.executable, "-m", "autograder", "--course", str(root), "release", "--force", AID], tmp_path)
     sh(NBGRADER + ["release_assignment", AID], root)
 

@@ -174,7 +174,7 @@ TOKEN = f"dgm-orphan-{os.getpid()}"
 CASES["writes_gradebook"] = (prepend("kl_discrete", "open('../../../gradebook.db', 'wb').write(b'gone')"),
                              FULL - 2 if SANDBOXED else 0, "test_kl_discrete" if SANDBOXED else None)
 # Files the kernel must not be able to read, whoever grades (the hub's, when it is set up here).
-SECRETS = ["/etc/shadow", str(REPO / "tests" / "test_kl_elbo.py"), str(REPO / "autograder" / "config.py"),
+SECRETS = ["/etc/shadow", str(REPO / "tests" / "test_kl_elbo.py"), str(REPO / "autograder" / "course" / "config.py"),
            str(REPO / "notebooks" / AID / f"{AID}.ipynb"), str(REPO / ".git" / "HEAD"),
            "/srv/dgm/hub/jupyterhub_cookie_secret", "/srv/dgm/course/gradebook_url", "/root/.bash_history"]
 SANDBOX_CASES = {

@@ -549,7 +549,7 @@ def test_a_students_kernel_cannot_read_what_is_not_theirs(hub, submitted):
         "gradebook URL": site.gradebook_url_file,
         "gradebook cluster": site.postgres,
         "solutions in the instructor's repository": REPO / "notebooks" / AID / f"{AID}.ipynb",
-        "grading code (answer keys)": REPO / "autograder" / "conditional.py",
+        "grading code (answer keys)": REPO / "autograder" / "evaluators" / "conditional.py",
         "the repository's history": REPO / ".git",
         "other student's home": alice_home,
         "other student's notebook": alice_home / AID / f"{AID}.ipynb",
