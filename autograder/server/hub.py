@@ -400,7 +400,7 @@ c.ExchangeFactory.submit = "helpers.exchange.PrivateSubmit"  # noqa: F821
 '''
 
 HUB_CONFIG = '''"""JupyterHub's configuration, written by `python -m autograder.hub setup`: see autograder/hub.py."""
-from autograder.hub import Site, configure
+from autograder.server.hub import Site, configure
 
 configure(get_config(), Site.load("{root}"))  # noqa: F821 (JupyterHub's)
 '''
