@@ -19,8 +19,16 @@ def _jupyter_server_extension_points():
 
 
 def busy_kernels(kernel_manager) -> list[str]:
+    """Kernels running a cell. One that died in a cell (killed for memory) never reports idle again:
+    it counts only while its process lives."""
     return [k for k in kernel_manager.list_kernel_ids()
-            if getattr(kernel_manager.get_kernel(k), "execution_state", None) == "busy"]
+            if getattr(kernel_manager.get_kernel(k), "execution_state", None) == "busy"
+            and _alive(kernel_manager.get_kernel(k))]
+
+
+def _alive(kernel) -> bool:
+    process = getattr(getattr(kernel, "provisioner", None), "process", None)
+    return process is None or process.poll() is None
 
 
 def _load_jupyter_server_extension(serverapp):
