@@ -26,6 +26,11 @@ class Person:
     base: str
     token: str = ""
     session: requests.Session = field(default_factory=requests.Session)
+    prefix: str = ""   # the server's path; default /user/<name>/ (a Jupyter server of its own: "/")
+
+    @property
+    def server_prefix(self) -> str:
+        return self.prefix or f"/user/{self.name}/"
 
     @property
     def headers(self) -> dict:
@@ -84,7 +89,7 @@ class Person:
         return body
 
     def server(self, method: str, path: str, **kw) -> dict | list:
-        return self.ok(method, f"/user/{self.name}/{path}", **kw)
+        return self.ok(method, self.server_prefix + path, **kw)
 
     # --- nbgrader's Assignments API of the person's server ----------------------------------
     def assignments(self, course: str = "dgm") -> list[dict]:
@@ -125,7 +130,7 @@ class Kernel:
     def _connect(self, timeout: float):
         import websocket
 
-        url = self.person.base.replace("http", "ws", 1) + f"/user/{self.person.name}/api/kernels/{self.id}/channels"
+        url = self.person.base.replace("http", "ws", 1) + f"{self.person.server_prefix}api/kernels/{self.id}/channels"
         return websocket.create_connection(url, header=[f"Authorization: token {self.person.token}"], timeout=timeout)
 
     def state(self) -> str:
@@ -176,4 +181,4 @@ class Kernel:
         return reply.stdout
 
     def shutdown(self) -> None:
-        self.person.delete(f"/user/{self.person.name}/api/kernels/{self.id}", timeout=60)
+        self.person.delete(f"{self.person.server_prefix}api/kernels/{self.id}", timeout=60)
