@@ -24,9 +24,11 @@ from autograder.service import service
 from autograder.course import submissions
 from autograder.inbound.intake import Refused
 from autograder.course.config import REPO
-from autograder.course.schedule import Schedule, ScheduleError
-from autograder.service.service import (Entry, Journal, Policy, Settings, SettingsError, limit_note, mask_hidden_messages,
-                                parse_name)
+from autograder.course.schedule import Policy, Schedule, ScheduleError, Settings, SettingsError
+from autograder.feedback.redact import mask_hidden_messages
+from autograder.service.journal import Entry, Journal, parse_name, submitted_at
+from autograder.service.notes import limit_note
+from autograder.service.processes import MARKER, reap_orphans
 
 AID = "00_kl_elbo"
 SOURCE = REPO / "notebooks" / AID / f"{AID}.ipynb"
@@ -202,7 +204,7 @@ class Class:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         # graders a killed service left behind are ended by the next start; end any the test left
-        service.reap_orphans(str(self.root / service.STATE_DIR), "none")
+        reap_orphans(str(self.root / service.STATE_DIR), "none")
 
 
 def wait_for(condition, timeout: float, step: float = 0.3) -> bool:
@@ -238,7 +240,7 @@ def test_two_students_get_feedback_and_the_fourth_of_the_day_is_kept_not_graded(
     assert [e["slot"] for e in alice] == [1, 2, 3, 0] and not alice[3]["counted"]
     assert all(e["score"] == e["max_score"] == 16 and e["attempts"] == 1 and not e["error"] for e in alice[:3])
     assert bob["status"] == "graded" and bob["score"] < 16
-    latency = [(datetime.fromisoformat(e["released"]) - service.submitted_at(e["timestamp"]))
+    latency = [(datetime.fromisoformat(e["released"]) - submitted_at(e["timestamp"]))
                .total_seconds() for e in alice[:1] + [bob]]
     print(f"feedback after {', '.join(f'{s:.0f} s' for s in latency)} (alice's first, bob's)")
     assert max(latency) < 120  # bench/feedback_latency.py: 00_kl_elbo, 10 at once, p95 well under this
@@ -265,7 +267,7 @@ def test_two_students_get_feedback_and_the_fourth_of_the_day_is_kept_not_graded(
     sh(NBGRADER + ["collect", AID], klass.root)
     stamp = (klass.root / "submitted" / "alice" / AID / "timestamp.txt").read_text().strip()
     assert stamp == alice[3]["submitted"]  # the system's time (st_ctime), as the service saw it
-    assert abs((service.submitted_at(stamp) - service.submitted_at(alice[3]["timestamp"])).total_seconds()) < 5
+    assert abs((submitted_at(stamp) - submitted_at(alice[3]["timestamp"])).total_seconds()) < 5
     assert not (klass.root / "autograded").exists() and not (klass.root / "feedback").exists()
     status = subprocess.run([sys.executable, "-m", "autograder", "--course", str(klass.root), "serve", "--status"],
                             capture_output=True, text=True, timeout=120).stdout
@@ -285,7 +287,7 @@ def test_killed_in_the_middle_of_a_grading_nothing_is_graded_twice_or_lost(klass
     first.wait()
     state = klass.root / service.STATE_DIR
     left = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-            if service.MARKER.encode() in _environ(pid) and str(state).encode() in _environ(pid)]
+            if MARKER.encode() in _environ(pid) and str(state).encode() in _environ(pid)]
     assert left, "the killed service's grader goes on running (it is ended at the next start)"
 
     klass.serve("--workers", "1")
@@ -381,7 +383,7 @@ def test_hostile_inbound_folders_are_refused_or_cut_and_honest_ones_graded(klass
         assert j[impostor.name]["status"] == "refused" and not j[impostor.name]["counted"]
         assert f"named for {ann} but handed in by {ben}" in j[impostor.name]["error"]
         assert f"REFUSED {impostor.name!r}" in klass.logs()
-        assert service.Journal(klass.root / service.STATE_DIR / service.JOURNAL).load().used(
+        assert Journal(klass.root / service.STATE_DIR / service.JOURNAL).load().used(
             ann, AID, j[honest.name]["submitted"][:10]) == 1   # the impostor used none of ann's day
 
         b = j[backdated.name]
