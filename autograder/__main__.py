@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .reports import lms
 from .grading import sandbox
+from .course import gradebook
 from .course.bundle import write_bundle
 from .course.config import DB_ENV, REPO, gradebook_url
 from .course.course import Course, GradingError
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                                    memory_mb=args.memory_mb)
             for res in results:
                 print(res.line())
-            print(f"grades written to {course.export(args.csv)}")
+            print(f"grades written to {gradebook.export(course.db_url, args.csv)}")
             failed = [r for r in results if r.error]
             if failed:
                 print(f"{len(failed)} of {len(results)} submissions could not be graded "
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                                  scheduler=args.scheduler, interval=args.interval, wall_clock=args.wall_clock,
                                  memory_mb=args.memory_mb)
         if args.command == "roster":
-            print(f"{course.import_roster(args.csv)} students in the gradebook")
+            print(f"{gradebook.import_roster(course.db_url, args.csv)} students in the gradebook")
             return 0
         if args.command == "export":
             if args.csv and args.format != "csv":
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except GradingError as e:
         print(f"{e.log}\nerror: {e}" if e.log else f"error: {e}", file=sys.stderr)
+        return 2
+    except gradebook.RosterError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     return 2
 

@@ -24,7 +24,7 @@ from autograder.course import submissions  # noqa: E402
 from autograder.course.config import REPO  # noqa: E402
 from autograder.course.torch_env import run_with_torch_env  # noqa: E402
 from autograder.course.course import Course  # noqa: E402
-from autograder.grading.grade import grade_folder  # noqa: E402
+from autograder.grading.grade import add_submission, grade_folder  # noqa: E402
 
 AID = "00_kl_elbo"
 MISTAKE = {"kl_normal": "def kl_normal(qm, qv, pm, pv):\n    return (qm - pm).pow(2).sum(-1)\n"}
@@ -52,7 +52,7 @@ def main() -> None:
         t = time.perf_counter()
         for i in range(args.n):
             student = f"s{i:02d}"
-            course.add_submission(inbox / student / AID, student, AID)
+            add_submission(course, inbox / student / AID, student, AID)
             course.autograde(AID, student)
         t1 = time.perf_counter() - t
         print(f"serial nbgrader: {args.n} submissions in {t1:.1f} s", flush=True)

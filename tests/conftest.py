@@ -11,7 +11,10 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from autograder.course import submissions  # noqa: E402
 from autograder.course.config import REPO  # noqa: E402
-from autograder.course.course import Course, Score  # noqa: E402
+from autograder.course import gradebook  # noqa: E402
+from autograder.course.course import Course  # noqa: E402
+from autograder.course.gradebook import Score  # noqa: E402
+from autograder.grading.grade import add_submission  # noqa: E402
 from autograder.course.selfcheck import selfcheck  # noqa: E402
 from autograder.course.solutions import load_solution  # noqa: E402
 from helpers import runtime  # noqa: E402
@@ -52,8 +55,8 @@ def grade_planted(course, released, tmp_path_factory):
               ) -> tuple[Score, dict[str, float | None]]:
         nb = submissions.answered(released(assignment), course.source(assignment), overrides)
         path = submissions.write(nb, inbox, student, assignment)
-        course.add_submission(path.parent, student, assignment)
-        return course.autograde(assignment, student), course.cell_scores(assignment, student)
+        add_submission(course, path.parent, student, assignment)
+        return course.autograde(assignment, student), gradebook.cell_scores(course.db_url, assignment, student)
     return grade
 
 

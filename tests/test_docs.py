@@ -237,3 +237,29 @@ def test_a_term_by_the_guides(tmp_path: Path):
         t.run("tas.md", f"python -m autograder export --format {fmt}")
         assert me in (c / f"grades-{fmt}.csv").read_text()
     t.run("tas.md", "python -m autograder export --format csv")
+
+
+def test_the_names_and_paths_the_guides_give_exist():
+    """Every dotted ``autograder.…`` name resolves (a module, then attributes) and every path of
+    this repository a guide names (``autograder/…``, ``tests/…``, ``bench/…``, ``helpers/…``) is there."""
+    import importlib
+
+    text = "\n".join(g.read_text() for g in GUIDES)
+    missing = []
+    for name in sorted(set(re.findall(r"\bautograder(?:\.\w+)+", text))):
+        parts = name.split(".")
+        for i in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                continue
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            missing.append(name)
+    for path in sorted(set(re.findall(r"\b((?:autograder|tests|bench|helpers|docs|notebooks)/[\w./*-]*[\w*])", text))):
+        if not (REPO / path).exists() and not any(REPO.glob(path)):
+            missing.append(path)
+    assert missing == []

@@ -33,7 +33,7 @@ def test_selfcheck_solution_full_marks_stub_zero(selfchecked, assignment):
 
 
 def test_selfcheck_lets_only_cells_graded_on_a_scale_give_part_of_their_points():
-    from autograder.course.course import Score
+    from autograder.course.gradebook import Score
     from autograder.course.selfcheck import Check
 
     def score(auto):

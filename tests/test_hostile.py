@@ -14,7 +14,7 @@ from nbgrader.api import Gradebook
 
 from autograder.grading import kernel as grading_kernel
 from autograder.grading import sandbox
-from autograder.course import submissions
+from autograder.course import gradebook, submissions
 from autograder.course.cells import grade_id
 from autograder.feedback.leaks import hidden_lines
 from autograder.course.config import REPO
@@ -292,7 +292,7 @@ def test_hostile_submission_gets_the_rule_grade(hostile_run, course, name):
     assert result.score is not None, result.error
     assert result.score.auto == expected, result.line()
     if zero_cell:
-        assert course.cell_scores(AID, name)[zero_cell] == 0
+        assert gradebook.cell_scores(course.db_url, AID, name)[zero_cell] == 0
 
 
 @pytest.mark.parametrize("name", list(MACHINERY) + list(LEAKS))
@@ -300,7 +300,7 @@ def test_tricks_on_the_kernel_score_what_the_unanswered_notebook_scores(hostile_
     results = hostile_run[0]
     assert results[name].score is not None, results[name].error
     assert results[name].score.auto == results["unanswered"].score.auto == 0, results[name].line()
-    assert course.cell_scores(AID, name) == course.cell_scores(AID, "unanswered")
+    assert gradebook.cell_scores(course.db_url, AID, name) == gradebook.cell_scores(course.db_url, AID, "unanswered")
     html = course.feedback(AID, name).read_text()
     leaked = [line for line in hidden_lines(nbformat.read(SOURCE, as_version=4)) if html_escape(line) in html]
     assert not leaked, f"the feedback shows hidden-test lines: {leaked[:3]}"

@@ -9,6 +9,7 @@ reports / service -> server.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ PKG = REPO / "autograder"
 MAY_IMPORT = {
     "evaluators": set(),                      # trusted evaluation: helpers (and torch) only
     "inbound": set(),                          # taking in what students hand in
-    "course": {"inbound"},                     # the nbgrader course: settings, calendar, cells, API
+    "course": set(),                           # the nbgrader course: settings, calendar, cells, API, gradebook
     "grading": {"course", "inbound"},          # isolation: workers, sandbox, kernel, guard
     "feedback": {"course"},                    # what goes back to students, without hidden tests
     "reports": {"inbound", "course", "grading", "feedback"},              # the staff's views
@@ -96,3 +97,12 @@ def test_the_check_catches_a_grading_module_that_imports_the_server():
     """The rule table bites: a module of grading/ that imports server/ is named."""
     names = [n for _, n in imported(PKG / "grading" / "probe.py", "from ..server import hub\n")]
     assert "autograder.server.hub" in names and "server" not in MAY_IMPORT["grading"]
+
+
+def test_the_contributors_guide_states_the_same_rules():
+    """docs/contributors.md's table of rooms says what MAY_IMPORT says."""
+    guide = (REPO / "docs" / "contributors.md").read_text()
+    said = {}
+    for room, may in re.findall(r"^\| `(\w+)/` \|.*\| ([^|]*) \|$", guide, re.M):
+        said[room] = set(re.findall(r"`(\w+)`", may)) & set(MAY_IMPORT)
+    assert said == MAY_IMPORT

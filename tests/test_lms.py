@@ -11,7 +11,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 import classbook as cb
-from autograder.course.course import Score
+from autograder.course.gradebook import Score
 
 
 @pytest.fixture(scope="module")

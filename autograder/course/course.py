@@ -1,17 +1,16 @@
-"""The course on disk and nbgrader's API over it: release, autograde, scores, export."""
+"""The course on disk and nbgrader's steps over it: release, autograde, feedback (its gradebook: ``gradebook``)."""
 from __future__ import annotations
 
-import csv
 import re
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
+from . import gradebook
 from .config import REPO, course_config
+from .gradebook import Score
 from .schedule import Schedule
 
 
@@ -29,24 +28,6 @@ def failure_reason(log: str) -> str:
     raised = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b.*:", ln)
               and "NbGraderException" not in ln]  # nbgrader's own "see the above traceback"
     return (raised or lines or ["no log"])[-1]
-
-
-@dataclass
-class Score:
-    """One student's result on one assignment, from the gradebook.
-
-    ``auto``/``auto_max`` count only the autograded test cells; ``score``/``max_score``
-    include manually graded cells (0 until a TA grades them).
-    """
-    assignment: str
-    student: str
-    auto: float
-    auto_max: float
-    score: float
-    max_score: float
-    needs_manual_grade: bool
-    late_penalty: float
-    timestamp: str
 
 
 class Course:
@@ -140,92 +121,9 @@ class Course:
             self.ensure_released(assignment)
         self._check(self.api.autograde(assignment, student, force=True, create=True),
                     f"autograde {student}/{assignment}")
-        return self.score(assignment, student)
+        return gradebook.score(self.db_url, assignment, student)
 
     def feedback(self, assignment: str, student: str) -> Path:
         """Generate the feedback of a graded submission; returns its HTML file."""
         self._check(self.api.generate_feedback(assignment, student, force=True), f"feedback {student}/{assignment}")
         return self.root / "feedback" / student / assignment / f"{assignment}.html"
-
-    # --- gradebook ---------------------------------------------------------------
-    def score(self, assignment: str, student: str) -> Score:
-        with Gradebook(self.db_url) as gb:
-            sub = gb.find_submission(assignment, student)
-            grades = [g for nb in sub.notebooks for g in nb.grades]
-            auto = [g for g in grades if g.cell.cell_type == "code"]
-            return Score(
-                assignment=assignment, student=student,
-                auto=sum(g.auto_score or 0.0 for g in auto),
-                auto_max=sum(g.max_score for g in auto),
-                score=sub.score, max_score=sub.max_score,
-                needs_manual_grade=sub.needs_manual_grade,
-                late_penalty=sub.late_submission_penalty or 0.0,
-                timestamp=str(sub.timestamp or ""),
-            )
-
-    def cell_scores(self, assignment: str, student: str) -> dict[str, float | None]:
-        """``grade_id -> auto_score`` of every graded cell (None for manually graded ones)."""
-        with Gradebook(self.db_url) as gb:
-            sub = gb.find_submission(assignment, student)
-            return {g.name: g.auto_score for nb in sub.notebooks for g in nb.grades}
-
-    def scores(self) -> list[Score]:
-        """Every submission in the gradebook, in course order, then by student."""
-        with Gradebook(self.db_url) as gb:
-            pairs = [(a.name, s.student.id) for a in gb.assignments for s in a.submissions]
-        return [self.score(a, s) for a, s in sorted(pairs)]
-
-    def import_roster(self, path: Path) -> int:
-        """Add or update the students of a CSV with columns ``id`` and optionally
-        ``first_name``, ``last_name``, ``email`` (nbgrader's format). Returns the count."""
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or "id" not in rows[0]:
-            raise GradingError(f"{path}: a roster needs a header row with an 'id' column")
-        with Gradebook(self.db_url) as gb:
-            for row in rows:
-                gb.update_or_create_student(row["id"].strip(), **{
-                    k: row[k].strip() or None for k in ("first_name", "last_name", "email") if k in row})
-        return len(rows)
-
-    def export(self, path: Path) -> Path:
-        """Write ``grades.csv``: one row per student and assignment."""
-        fields = list(Score.__dataclass_fields__)
-        path = Path(path)
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            for s in self.scores():
-                w.writerow({k: getattr(s, k) for k in fields})
-        return path
-
-    def add_submission(self, folder: Path, student: str, assignment: str,
-                       refused: list[str] | None = None) -> Path:
-        """Copy a student's assignment folder into ``submitted/`` (replacing an older copy).
-
-        The copy is ``autograder.inbound.intake``'s: regular files only, within its caps; what it leaves
-        out (links, FIFOs, devices, files too large, too many) is appended to ``refused``, a reason
-        per path, and stays where it was. Raises ``GradingError`` if ``folder`` is not a folder
-        (a link to one included) or ``student``/``assignment`` are not plain ids."""
-        from ..inbound import intake
-        for what, name, pattern in (("student", student, intake.STUDENT_ID), ("assignment", assignment,
-                                                                           intake.ASSIGNMENT_ID)):
-            if not pattern.fullmatch(name):
-                raise GradingError(f"{name!r} is not a {what} id")
-        dest = self.submitted(student, assignment)
-        if Path(folder).resolve() == dest.resolve():
-            return dest
-        try:
-            taken = intake.read(folder)
-        except intake.IntakeError as e:
-            raise GradingError(str(e)) from None
-        if dest.is_symlink() or dest.exists():
-            if dest.is_symlink() or not dest.is_dir():
-                dest.unlink()
-            else:
-                shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        intake.write(dest, taken.files)
-        if refused is not None:
-            refused.extend(taken.reasons())
-        return dest

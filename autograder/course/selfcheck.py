@@ -18,7 +18,9 @@ import nbformat
 
 from .cells import grade_id, is_test_cell, points
 from .config import REPO
-from .course import Course, Score
+from . import gradebook
+from .course import Course
+from .gradebook import Score
 
 
 @dataclass
@@ -57,7 +59,7 @@ def error_cells(notebook: Path) -> list[str]:
 def partial_credit(course: Course, assignment: str, student: str) -> dict[str, tuple[float, float]]:
     """The test cells that gave ``student`` more than 0 and less than their points, as
     ``grade_id -> (earned, points)``: cells graded on a scale (a pass/fail test gives all or nothing)."""
-    earned = course.cell_scores(assignment, student)
+    earned = gradebook.cell_scores(course.db_url, assignment, student)
     cells = nbformat.read(course.source(assignment), as_version=4).cells
     out = {}
     for cell in cells:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import stat
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -20,7 +21,9 @@ import nbformat
 from tqdm.auto import tqdm
 
 from ..course.cells import grade_id, is_graded
-from ..course.course import Course, GradingError, Score
+from ..course import gradebook
+from ..course.course import Course, GradingError
+from ..course.gradebook import Score
 from . import forkserver
 from ..inbound import intake
 from .workers import Outcome, SubmissionRefused, assignment_gradebook, make_task, merge, run_task
@@ -42,6 +45,37 @@ class Result:
         manual = " (+ manual grading pending)" if s.needs_manual_grade else ""
         failed = f" - FAILED: {self.error}" if self.error else ""
         return f"{self.student}/{self.assignment}: autograded {s.auto:g}/{s.auto_max:g}{manual}{failed}"
+
+
+def add_submission(course: Course, folder: Path, student: str, assignment: str,
+                   refused: list[str] | None = None) -> Path:
+    """Copy a student's assignment folder into the course's ``submitted/`` (replacing an older copy).
+
+    The copy is ``autograder.inbound.intake``'s: regular files only, within its caps; what it leaves
+    out (links, FIFOs, devices, files too large, too many) is appended to ``refused``, a reason
+    per path, and stays where it was. Raises ``GradingError`` if ``folder`` is not a folder
+    (a link to one included) or ``student``/``assignment`` are not plain ids."""
+    for what, name, pattern in (("student", student, intake.STUDENT_ID), ("assignment", assignment,
+                                                                         intake.ASSIGNMENT_ID)):
+        if not pattern.fullmatch(name):
+            raise GradingError(f"{name!r} is not a {what} id")
+    dest = course.submitted(student, assignment)
+    if Path(folder).resolve() == dest.resolve():
+        return dest
+    try:
+        taken = intake.read(folder)
+    except intake.IntakeError as e:
+        raise GradingError(str(e)) from None
+    if dest.is_symlink() or dest.exists():
+        if dest.is_symlink() or not dest.is_dir():
+            dest.unlink()
+        else:
+            shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    intake.write(dest, taken.files)
+    if refused is not None:
+        refused.extend(taken.reasons())
+    return dest
 
 
 def find_submissions(folder: Path, refused: list[tuple[str, str, str]] | None = None) -> list[tuple[str, str, Path]]:
@@ -109,13 +143,13 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
             course.ensure_released(assignment)
             if assignment not in gradebooks:
                 gradebooks[assignment] = assignment_gradebook(course.db_url, assignment)
-            dest = course.add_submission(path, student, assignment, refused=reasons)
+            dest = add_submission(course, path, student, assignment, refused=reasons)
             reasons += earlier_refusals(dest)
             tasks.append(make_task(course, student, assignment, dest, gradebooks[assignment], refused=reasons,
                                    **limits))
         except SubmissionRefused as e:  # its notebook: 0 with the reason, nothing run
             merge(course, Outcome(assignment, student, error=str(e)))
-            result.score, result.error = course.score(assignment, student), _join([str(e)] + reasons)
+            result.score, result.error = gradebook.score(course.db_url, assignment, student), _join([str(e)] + reasons)
         except GradingError as e:
             result.error = str(e)
         notes[student, assignment] = list(dict.fromkeys(reasons))
@@ -127,7 +161,7 @@ def grade_folder(course: Course, folder: Path, assignments: list[str] | None = N
     for outcome, seconds in _run(tasks, workers, scheduler):
         merge(course, outcome)
         result = by_key[outcome.student, outcome.assignment]
-        result.score, result.error = course.score(outcome.assignment, outcome.student), outcome.error
+        result.score, result.error = gradebook.score(course.db_url, outcome.assignment, outcome.student), outcome.error
         result.seconds = seconds
         if result.error and (outcome.student, outcome.assignment) in foreign:
             result.error = (f"the notebook holds none of {outcome.assignment}'s graded cells "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
+from ..course import gradebook
 from ..course.course import Course
 from ..course.solutions import cell_order
 
@@ -69,7 +70,7 @@ def _name(s: dict[str, str]) -> str:
 def write(course: Course, fmt: str, path: Path, per_question: bool = False) -> Path:
     """Write the gradebook in format ``fmt`` (one of ``FORMATS``) to ``path``."""
     if fmt == "csv":
-        return course.export(path)
+        return gradebook.export(course.db_url, path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
     columns, students, values = table(course, per_question)

@@ -53,6 +53,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from functools import cached_property
 from pathlib import Path
 
+from ..course import gradebook
 from ..course.config import COURSE_ID
 from ..course.course import Course, GradingError
 from ..course.schedule import Settings
@@ -245,7 +246,7 @@ class Service:
             outcome, seconds = Outcome(entry.assignment, entry.student, error=f"grading worker failed: {e!r}"), None
         try:
             merge(self.scratch, outcome)
-            score = self.scratch.score(entry.assignment, entry.student)
+            score = gradebook.score(self.scratch.db_url, entry.assignment, entry.student)
             entry.score, entry.max_score = score.auto, score.auto_max
             self.release.graded(self.scratch, entry)
             entry.status, entry.error = "graded", outcome.error
