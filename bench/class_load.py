@@ -23,17 +23,11 @@ at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
-import pwd
-import secrets
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,14 +36,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import nbformat  # noqa: E402
-import requests  # noqa: E402
 
-from autograder.server import hub as hubmod  # noqa: E402
 from autograder.server import hubcaps  # noqa: E402
 from autograder.course import submissions  # noqa: E402
 from autograder.course.config import COURSE_ID, REPO  # noqa: E402
 from autograder.server.hubclient import Person  # noqa: E402
-from autograder.server.lab import free_port  # noqa: E402
+from autograder.server.scratch import ScratchHub  # noqa: E402
 
 AID = "00_kl_elbo"
 HERE = Path(__file__).resolve().parent
@@ -62,13 +54,6 @@ def percentile(values: list[float], q: float) -> float:
     return s[max(0, math.ceil(q * len(s)) - 1)] if s else float("nan")
 
 
-def cli(*args: str) -> str:
-    run = subprocess.run([sys.executable, "-m", "autograder.hub", *args], capture_output=True, text=True, timeout=900)
-    if run.returncode != 0:
-        raise RuntimeError(f"autograder.hub {' '.join(args)}:\n{run.stdout}\n{run.stderr}")
-    return run.stdout
-
-
 def rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -77,18 +62,6 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
-
-
-def processes_of(uids: set[int]) -> list[int]:
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if d.stat().st_uid in uids:
-                    found.append(int(d.name))
-            except OSError:
-                pass
-    return found
 
 
 @dataclass
@@ -123,85 +96,29 @@ class Round:
                 f"hub RSS {self.hub_rss_mib:.0f} MiB")
 
 
-class ClassHub:
-    """A scratch hub with a roster of students (``--students``), set up, started and removed."""
+class ClassHub(ScratchHub):
+    """The scratch hub (``autograder.server.scratch``) with an instructor and ``people`` as
+    students, the grading service on, and the caps the command line gives."""
 
-    def __init__(self, args):
-        self.args = args
-        self.prefix = "dgml" + secrets.token_hex(3)
-        self.root = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-", dir="/tmp"))
-        self.root.chmod(0o755)
-        self.proc: subprocess.Popen | None = None
-        self.names: list[str] = []
-        self.passwords: dict[str, str] = {}
-        self.roster = self.root / "roster.csv"
-        self.repo_modes = {p: p.stat() for p in REPO.iterdir() if not p.is_symlink()}
-
-    def name(self, who: str) -> str:
-        return f"{self.prefix}-{who}"
-
-    def start(self, people: list[str]) -> None:
-        a = self.args
-        ports = set()
-        while len(ports) < 5:
-            ports.add(free_port())
-        self.port, hub_port, api_port, fg_port, pg_port = sorted(ports)
+    def __init__(self, args, people: list[str]):
         caps = []
         for flag in ("server_memory_mb", "server_cpus", "server_tasks", "cull_idle", "cull_every", "activity_interval"):
-            if getattr(a, flag) is not None:
-                caps += [f"--{flag.replace('_', '-')}", str(getattr(a, flag))]
-        cli("setup", "--root", str(self.root), "--prefix", self.prefix, "--ip", "127.0.0.1", "--port", str(self.port),
-            "--hub-port", str(hub_port), "--proxy-api-port", str(api_port), "--formgrader-port", str(fg_port),
-            "--pg-port", str(pg_port), "--feedback", *caps)
-        self.names = [self.name(p) for p in people]
-        with open(self.roster, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "first_name", "last_name", "email", "role"])
-            w.writerow([self.name("instructor"), "In", "Structor", "", "instructor"])
-            for name in self.names:
-                w.writerow([name, name, "Load", "", "student"])
-        cli("accounts", str(self.roster), "--root", str(self.root), "--passwords", str(self.root / "passwords.csv"))
-        with open(self.root / "passwords.csv", newline="") as f:
-            self.passwords = {r["id"]: r["password"] for r in csv.DictReader(f)}
-        log = open(self.root / "up.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "autograder.hub", "up", "--root", str(self.root)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"{self.base}/hub/login", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the hub did not come up:\n" + (self.root / "up.log").read_text()[-4000:])
-            time.sleep(0.25)
-        self.site = hubmod.Site.load(self.root)
-        self.instructor = Person(self.name("instructor"), self.base).log_in(self.passwords[self.name("instructor")])
+            if getattr(args, flag) is not None:
+                caps += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        super().__init__("dgml", {"instructor": "instructor", **{p: "student" for p in people}}, ["--feedback", *caps])
+
+    @property
+    def instructor(self) -> Person:
+        return self.login("instructor")
 
     def release(self) -> dict:
         """The instructor releases 00 through the formgrader; the notebook answered with the
         reference solutions, as every student will save it."""
         for what in ("assign", "release"):
-            self.instructor.ok("post", f"/services/{hubmod.SERVICE}/formgrader/api/assignment/{AID}/{what}")
+            self.instructor.formgrader("post", f"assignment/{AID}/{what}")
         released = self.site.exchange / COURSE_ID / "outbound" / AID / f"{AID}.ipynb"
         nb = submissions.answered(released, REPO / "notebooks" / AID / f"{AID}.ipynb", None)
         return json.loads(nbformat.writes(nb))
-
-    def hub_pid(self) -> int | None:
-        for pid in processes_of({0}):
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(c.endswith(b"/jupyterhub") for c in cmd[:2]) and str(self.root).encode() in b" ".join(cmd):
-                return pid
-        return None
-
-    def servers(self) -> dict[str, dict]:
-        users = self.instructor.ok("get", "/hub/api/users")
-        return {u["name"]: (u.get("servers") or {}).get("", {}) for u in users}
 
     def stop_servers(self, names: list[str]) -> None:
         for name in names:
@@ -209,34 +126,6 @@ class ClassHub:
         deadline = time.monotonic() + 120
         while any(self.servers().get(n) for n in names) and time.monotonic() < deadline:
             time.sleep(1)
-
-    def remove(self) -> None:
-        for path, st in self.repo_modes.items():  # setup closes the repository: open it as it was
-            if path.exists():
-                os.chown(path, st.st_uid, st.st_gid)
-                os.chmod(path, st.st_mode & 0o7777)
-        if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        accounts = [self.name("instructor"), *self.names, f"{self.prefix}-grader", f"{self.prefix}-db"]
-        uids = {pwd.getpwnam(n).pw_uid for n in accounts if hubmod.user_exists(n)}
-        for pid in processes_of(uids):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        site = hubmod.Site(root=self.root, prefix=self.prefix)
-        if self.roster.exists():
-            hubmod.remove_accounts(site, self.roster)
-        hubmod.uninstall(site)
-        hubcaps.remove_groups(self.prefix)
-        shutil.rmtree(self.root, ignore_errors=True)
-        for name in accounts:
-            shutil.rmtree(f"/tmp/torchinductor_{name}", ignore_errors=True)
 
 
 def run_round(h: ClassHub, label: str, students: list[str], hog: str | None, spinner: str | None,
@@ -340,11 +229,11 @@ def run(argv: list[str] | None = None) -> dict:
     rounds = [("base", [f"a{i:03d}" for i in range(n)], False)] if args.compare else []
     rounds.append(("load", [f"s{i:03d}" for i in range(n)], hogs))
     people = [s for _, students, _ in rounds for s in students] + (["hog", "loop"] if hogs else [])
-    h = ClassHub(args)
+    h = ClassHub(args, people)
     result: dict = {"machine": machine()}
     try:
         start = time.perf_counter()
-        h.start(people)
+        h.start()
         answered = h.release()
         print(machine())
         print(f"hub: {len(people)} accounts and the hub up in {time.perf_counter() - start:.0f} s; caps per server: "
@@ -396,7 +285,9 @@ def run(argv: list[str] | None = None) -> dict:
                 pass
         return result
     finally:
-        h.remove()
+        left = h.remove()
+        if left:
+            print(f"left behind: {'; '.join(left)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

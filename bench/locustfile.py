@@ -74,9 +74,21 @@ class Journey(User):
         self.step("login", lambda: self.person.log_in(self.me["password"]))
         self.step("spawn", lambda: self.person.start_server(timeout=CONFIG["spawn_timeout"]))
 
-    def done(self, error: str | None = None):
-        self.times["error"] = error
+    def once(self, body) -> None:
+        """``body()`` once; its line (times, and the error if it raised) goes to the results; then
+        this user idles (locust would run a task again)."""
+        try:
+            body()
+            self.times["error"] = None
+        except Exception as e:
+            self.times["error"] = f"{type(e).__name__}: {str(e)[:500]}"
         record(self.times)
+        self.finished()
+        while True:
+            gevent.sleep(3600)
+
+    def finished(self) -> None:
+        pass
 
 
 class Student(Journey):
@@ -85,27 +97,26 @@ class Student(Journey):
 
     @task
     def journey(self):
+        self.once(self.submit_and_wait)
+
+    def submit_and_wait(self):
         aid = CONFIG["aid"]
-        try:
-            self.log_in_and_spawn()
-            self.step("fetch", lambda: self.person.fetch(aid))
-            kernel = self.step("kernel", self.person.kernel)
-            out = self.step("cell", lambda: kernel.run(CELL))
-            if out.strip() != "3.0":
-                raise HubClientError(f"the cell printed {out!r}")
-            self.step("save", lambda: self.person.server(
-                "put", f"api/contents/{aid}/{aid}.ipynb",
-                json={"type": "notebook", "format": "json", "content": CONFIG["answered"]}))
-            self.step("submit", lambda: self.person.submit(aid))
-            self.step("feedback", self.wait_for_feedback)
-            self.done()
-        except Exception as e:
-            self.done(f"{type(e).__name__}: {str(e)[:500]}")
-        finally:
-            FINISHED.append(self.me["name"])
-            if len(FINISHED) == STUDENTS:
-                gevent.spawn_later(0.5, self.environment.runner.quit)
-            self.stop_forever()
+        self.log_in_and_spawn()
+        self.step("fetch", lambda: self.person.fetch(aid))
+        kernel = self.step("kernel", self.person.kernel)
+        out = self.step("cell", lambda: kernel.run(CELL))
+        if out.strip() != "3.0":
+            raise HubClientError(f"the cell printed {out!r}")
+        self.step("save", lambda: self.person.server(
+            "put", f"api/contents/{aid}/{aid}.ipynb",
+            json={"type": "notebook", "format": "json", "content": CONFIG["answered"]}))
+        self.step("submit", lambda: self.person.submit(aid))
+        self.step("feedback", self.wait_for_feedback)
+
+    def finished(self) -> None:
+        FINISHED.append(self.me["name"])
+        if len(FINISHED) == STUDENTS:
+            gevent.spawn_later(0.5, self.environment.runner.quit)
 
     def wait_for_feedback(self):
         deadline = time.monotonic() + CONFIG["feedback_timeout"]
@@ -113,10 +124,6 @@ class Student(Journey):
             if time.monotonic() > deadline:
                 raise HubClientError(f"no feedback after {CONFIG['feedback_timeout']} s")
             gevent.sleep(2)
-
-    def stop_forever(self):
-        while True:
-            gevent.sleep(3600)
 
 
 class MemoryHog(Journey):
@@ -126,27 +133,22 @@ class MemoryHog(Journey):
 
     @task
     def hog(self):
-        kills = 0
-        try:
-            self.log_in_and_spawn()
-            kernel = self.person.kernel()
-            while len(FINISHED) < STUDENTS:
-                try:
-                    kernel.execute(HOG, timeout=600)
-                except KernelDied:
-                    kills += 1
-                try:
-                    kernel.wait_restarted()
-                except HubClientError:  # the server gave up restarting it (5 deaths in a row): a new one
-                    kernel = self.person.kernel()
-                gevent.sleep(CONFIG["hog_pause"])
-            self.times["kernels_killed"] = kills
-            self.done()
-        except Exception as e:
-            self.times["kernels_killed"] = kills
-            self.done(f"{type(e).__name__}: {str(e)[:500]}")
-        while True:
-            gevent.sleep(3600)
+        self.once(self.allocate_until_the_class_is_done)
+
+    def allocate_until_the_class_is_done(self):
+        self.times["kernels_killed"] = 0
+        self.log_in_and_spawn()
+        kernel = self.person.kernel()
+        while len(FINISHED) < STUDENTS:
+            try:
+                kernel.execute(HOG, timeout=600)
+            except KernelDied:
+                self.times["kernels_killed"] += 1
+            try:
+                kernel.wait_restarted()
+            except HubClientError:  # the server gave up restarting it (5 deaths in a row): a new one
+                kernel = self.person.kernel()
+            gevent.sleep(CONFIG["hog_pause"])
 
 
 class CpuLoop(Journey):
@@ -156,12 +158,8 @@ class CpuLoop(Journey):
 
     @task
     def spin(self):
-        try:
-            self.log_in_and_spawn()
-            kernel = self.person.kernel()
-            kernel.execute(SPIN, wait=False)  # the cell runs until the bench ends (the culler must keep it)
-            self.done()
-        except Exception as e:
-            self.done(f"{type(e).__name__}: {str(e)[:500]}")
-        while True:
-            gevent.sleep(3600)
+        self.once(self.start_a_cell_that_never_ends)
+
+    def start_a_cell_that_never_ends(self):
+        self.log_in_and_spawn()
+        self.person.kernel().execute(SPIN, wait=False)  # runs until the bench ends (the culler must keep it)

@@ -30,23 +30,15 @@ root or without node, configurable-http-proxy (``make hub-deps``) or PostgreSQL'
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
-import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 import pytest
-import requests
 
 import browser
 from autograder.server import hub as hubmod
@@ -55,14 +47,14 @@ from autograder.server import hubclient
 from autograder.course import submissions
 from autograder.grading import sandbox
 from autograder.course.config import REPO
-from autograder.server.lab import free_port
+from autograder.server.hubclient import Person
+from autograder.server.scratch import ScratchHub
 
 AID = "00_kl_elbo"
 WRONG_KL = '''
 def kl_normal(qm, qv, pm, pv):
     return 0.5 * (torch.log(pv**2) - torch.log(qv**2) + qv**2 / pv**2 + (qm - pm).pow(2) / pv**2 - 1).sum(-1)
 '''
-HTTP_TIMEOUT = 300  # an autograde through the formgrader on a busy 2-core machine
 # Each server's caps here: memory for a kernel that loads torch and MNIST (about 1 GiB with the server).
 MEMORY_MB, CPUS, TASKS = 1536, 1.0, 256
 CAPS = ["--server-memory-mb", str(MEMORY_MB), "--server-cpus", str(CPUS), "--server-tasks", str(TASKS)]
@@ -140,105 +132,10 @@ def test_hub_configuration(tmp_path, monkeypatch):
     assert len(c.JupyterHub.load_roles) == 1
 
 
-def cli(*args: str) -> str:
-    run = subprocess.run([sys.executable, "-m", "autograder.hub", *args], capture_output=True, text=True,
-                         timeout=600)
-    assert run.returncode == 0, f"autograder.hub {' '.join(args)}:\n{run.stdout}\n{run.stderr}"
-    return run.stdout
-
-
-@dataclass
-class Person:
-    """Someone logged in on the hub (PAM, the login form), with an API token of their own."""
-    name: str
-    base: str
-    token: str = ""
-    session: requests.Session = field(default_factory=requests.Session)
-
-    @property
-    def headers(self) -> dict:
-        return {"Authorization": f"token {self.token}"}
-
-    def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.base + path, headers=self.headers, timeout=HTTP_TIMEOUT, **kw)
-
-    def post(self, path: str, **kw) -> requests.Response:
-        return requests.post(self.base + path, headers=self.headers, timeout=HTTP_TIMEOUT, **kw)
-
-    def put(self, path: str, **kw) -> requests.Response:
-        return requests.put(self.base + path, headers=self.headers, timeout=HTTP_TIMEOUT, **kw)
-
-    def ok(self, method: str, path: str, **kw) -> dict | list:
-        """A JSON answer that reports success (nbgrader's ``{"success": ...}`` included)."""
-        r = getattr(self, method)(path, **kw)
-        assert r.status_code < 300, f"{method.upper()} {path}: {r.status_code} {r.text[:2000]}"
-        body = r.json() if r.content else {}
-        if isinstance(body, dict) and body.get("success") is False:
-            raise AssertionError(f"{method.upper()} {path}:\n{body.get('log', '')}\n{body.get('error', '')}")
-        return body
-
-    def formgrader(self, method: str, what: str) -> dict | list:
-        return self.ok(method, f"/services/{hubmod.SERVICE}/formgrader/api/{what}")
-
-    def server(self, method: str, path: str, **kw) -> dict | list:
-        return self.ok(method, f"/user/{self.name}/{path}", **kw)
-
-
-@dataclass
-class Hub:
-    site: hubmod.Site
-    base: str
-    names: dict[str, str]          # instructor, ta, alice, bob -> Unix account
-    passwords: dict[str, str]
-    people: dict[str, Person] = field(default_factory=dict)
-
-    def login(self, who: str) -> Person:
-        if who in self.people:
-            return self.people[who]
-        p = Person(self.names[who], self.base)
-        s = p.session
-        s.get(f"{self.base}/hub/login", timeout=60).raise_for_status()
-        r = s.post(f"{self.base}/hub/login?next=/hub/home", allow_redirects=False, timeout=60,
-                   data={"username": p.name, "password": self.passwords[p.name], "_xsrf": s.cookies.get("_xsrf")})
-        assert r.status_code == 302, f"log-in of {who} refused: {r.status_code} {r.text[:500]}"
-        r = s.post(f"{self.base}/hub/api/users/{p.name}/tokens", json={"note": "tests/test_hub.py"}, timeout=60,
-                   headers={"X-XSRFToken": s.cookies.get("_xsrf", path="/hub/")})
-        assert r.status_code == 201, r.text
-        p.token = r.json()["token"]
-        self.people[who] = p
-        return p
-
-
-def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the hub did not come up (exit code {proc.poll()}):\n"
-                               + log.read_text(errors="replace")[-4000:])
-        time.sleep(0.25)
-
-
-def processes_of(uids: set[int]) -> list[int]:
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                if d.stat().st_uid in uids:
-                    pids.append(int(d.name))
-            except OSError:
-                pass
-    return pids
-
-
 def memory_mib(uid: int) -> tuple[float, float, int]:
     """(PSS, RSS, processes) of everything the account runs, in MiB."""
     pss = rss = 0
-    pids = processes_of({uid})
+    pids = hubmod.processes_of({uid})
     for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -257,86 +154,17 @@ def hub():
     reason = unavailable()
     if reason:
         pytest.skip(reason)
-    prefix = "dgmt" + secrets.token_hex(3)
-    root = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/tmp"))
-    root.chmod(0o755)  # the site's folder: every account must reach its exchange and Python
-    ports = set()
-    while len(ports) < 6:
-        ports.add(free_port())
-    port, hub_port, api_port, fg_port, pg_port, _ = sorted(ports)
-    names = {who: f"{prefix}-{who}" for who in ("instructor", "ta", "alice", "bob", "carol", "mallory")}
     roles = {"instructor": "instructor", "ta": "ta", "alice": "student", "bob": "",  # bob: the default
              "carol": "student", "mallory": "student"}
-    roster = root / "roster.csv"
-    with open(roster, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "first_name", "last_name", "email", "role"])
-        for who, name in names.items():
-            w.writerow([name, who.title(), "Test", f"{who}@example.org", roles[who]])
-    before = {p: p.stat() for p in REPO.iterdir() if not p.is_symlink()}  # setup closes the repository
-    log = root / "up.log"
-    proc = None
+    h = ScratchHub("dgmt", roles, ["--feedback", *CAPS])
     try:
-        start = time.perf_counter()
-        cli("setup", "--root", str(root), "--prefix", prefix, "--ip", "127.0.0.1", "--port", str(port),
-            "--hub-port", str(hub_port), "--proxy-api-port", str(api_port), "--formgrader-port", str(fg_port),
-            "--pg-port", str(pg_port), "--feedback", *CAPS)
-        setup_s = time.perf_counter() - start
-        cli("accounts", str(roster), "--root", str(root), "--passwords", str(root / "passwords.csv"))
-        with open(root / "passwords.csv", newline="") as f:
-            passwords = {r["id"]: r["password"] for r in csv.DictReader(f)}
-        start = time.perf_counter()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "autograder.hub", "up", "--root", str(root)],
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f"http://127.0.0.1:{port}"
-        wait_for(f"{base}/hub/login", proc, log)
-        up_s = time.perf_counter() - start
-        h = Hub(hubmod.Site.load(root), base, names, passwords)
-        print(f"\nhub: setup {setup_s:.1f} s, then a usable login page {up_s:.1f} s after `up` "
-              f"(make hub: {setup_s + up_s:.1f} s)")
+        h.start()
+        print(f"\nhub: setup {h.setup_s:.1f} s, then a usable login page {h.up_s:.1f} s after `up` "
+              f"(make hub: {h.setup_s + h.up_s:.1f} s)")
         yield h
     finally:
-        for path, st in before.items():  # the repository as it was
-            if path.exists():
-                os.chown(path, st.st_uid, st.st_gid)
-                os.chmod(path, st.st_mode & 0o7777)
-        if proc is not None:
-            os.kill(proc.pid, signal.SIGTERM)  # `up` stops the hub (servers, proxy), then PostgreSQL
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        accounts = [*names.values(), f"{prefix}-grader", f"{prefix}-db"]
-        uids = {hubmod.pwd.getpwnam(n).pw_uid for n in accounts if hubmod.user_exists(n)}
-        for pid in processes_of(uids):  # anything the hub left behind, of the accounts made here
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        subprocess.run([sys.executable, "-m", "autograder.hub", "accounts", str(roster), "--root", str(root),
-                        "--remove"], capture_output=True, timeout=120)
-        hubcaps.remove_groups(prefix)  # `up` removes them; this is for an `up` that was killed
-        groups_left = [str(f) for f in hubcaps.Cgroup(prefix).folders().values() if f.exists()]
-        site = hubmod.Site(root=root, prefix=prefix)  # whatever setup got to make
-        hubmod.remove_accounts(site, roster)
-        hubmod.uninstall(site)
-        shutil.rmtree(root, ignore_errors=True)
-        for name in accounts:  # torch's compile cache, per account
-            shutil.rmtree(f"/tmp/torchinductor_{name}", ignore_errors=True)
-        leftovers = [n for n in accounts if hubmod.user_exists(n)]
-        assert not leftovers, f"accounts left behind: {leftovers}"
-        assert not groups_left, f"control groups left behind: {groups_left}"
-
-
-def start_server(p: Person, timeout: float = 180) -> None:
-    r = p.post(f"/hub/api/users/{p.name}/server")
-    assert r.status_code in (201, 202), r.text
-    deadline = time.monotonic() + timeout
-    while not (p.ok("get", f"/hub/api/users/{p.name}").get("servers", {}).get("") or {}).get("ready"):
-        assert time.monotonic() < deadline, f"{p.name}'s server did not start"
-        time.sleep(0.5)
+        left = h.remove()
+        assert not left, f"left behind: {left}"
 
 
 @pytest.fixture(scope="module")
@@ -389,7 +217,7 @@ def submitted(hub, released):
     answers = {"alice": None, "bob": {"kl_normal": WRONG_KL}, "mallory": {"kl_discrete": probe + reference["kl_discrete"]}}
     for who in answers:
         p = hub.login(who)
-        start_server(p)
+        p.start_server(timeout=180)
     time.sleep(5)  # idle: the servers' start-up work done
     for who in answers:
         pss, rss, n = memory_mib(hubmod.pwd.getpwnam(hub.names[who]).pw_uid)
@@ -506,38 +334,17 @@ print(json.dumps(result))
 '''
 
 
-def run_in_kernel(p: Person, hub: Hub, code: str, then=None) -> str:
-    """Run ``code`` in a new kernel of ``p``'s own server (REST + websocket); returns its stdout.
-    ``then()`` is called once the code has run, before the kernel is shut down."""
-    import websocket
-
-    kernel = p.server("post", "api/kernels", json={"name": "python3"})
-    ws_url = hub.base.replace("http", "ws", 1) + f"/user/{p.name}/api/kernels/{kernel['id']}/channels"
-    ws = websocket.create_connection(ws_url, header=[f"Authorization: token {p.token}"], timeout=180)
-    msg_id = uuid.uuid4().hex
-    ws.send(json.dumps({
-        "header": {"msg_id": msg_id, "username": p.name, "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True}}))
-    out = []
+def run_in_kernel(p: Person, code: str, then=None) -> str:
+    """Run ``code`` in a new kernel of ``p``'s own server; returns its stdout. ``then()`` is called
+    once the code has run, before the kernel is shut down."""
+    kernel = p.kernel()
     try:
-        while True:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                raise AssertionError("\n".join(msg["content"]["traceback"]))
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                if then is not None:
-                    then()
-                return "".join(out)
+        out = kernel.run(code)
+        if then is not None:
+            then()
+        return out
     finally:
-        ws.close()
-        requests.delete(f"{hub.base}/user/{p.name}/api/kernels/{kernel['id']}", headers=p.headers, timeout=60)
+        kernel.shutdown()
 
 
 def test_a_students_kernel_cannot_read_what_is_not_theirs(hub, submitted):
@@ -566,7 +373,7 @@ def test_a_students_kernel_cannot_read_what_is_not_theirs(hub, submitted):
         pss, rss, n = memory_mib(uid)
         print(f"\nstudent server with a kernel that loaded torch and MNIST: {pss:.0f} MiB PSS, {rss:.0f} MiB RSS, "
               f"{n} processes")
-    result = json.loads(run_in_kernel(bob, hub, code, then=measure).strip().splitlines()[-1])
+    result = json.loads(run_in_kernel(bob, code, then=measure).strip().splitlines()[-1])
     assert result.pop("user") == bob.name
     assert result.pop("own notebook") == result.pop("released notebook") == "read"
     assert result.pop("data") == [10000, 784]                       # helpers and the data sets
@@ -616,9 +423,8 @@ stop.set()
 
 @pytest.fixture(scope="module")
 def clients(hub, submitted):
-    """alice and bob as ``autograder.server.hubclient`` people (their servers run: ``submitted``)."""
-    return {who: hubclient.Person(hub.names[who], hub.base).log_in(hub.passwords[hub.names[who]])
-            for who in ("alice", "bob")}
+    """alice and bob, logged in (their servers run: ``submitted``)."""
+    return {who: hub.login(who) for who in ("alice", "bob")}
 
 
 def test_each_server_runs_in_its_own_capped_group(hub, clients):
@@ -626,7 +432,7 @@ def test_each_server_runs_in_its_own_capped_group(hub, clients):
     for who, person in clients.items():
         group = hubcaps.Cgroup(hubcaps.server_group(hub.site.prefix, person.name))
         uid = hubmod.pwd.getpwnam(person.name).pw_uid
-        pids = processes_of({uid})
+        pids = hubmod.processes_of({uid})
         assert pids and {group_of(pid) for pid in pids} == {"/" + group.name}, who
         assert set(pids) <= set(group.pids())
         folders = group.folders()
@@ -708,7 +514,7 @@ def test_the_idle_culler_runs_as_a_hub_service(hub):
     services = inst.ok("get", "/hub/api/services")
     assert hubcaps.CULLER in services, services
     deadline = time.monotonic() + 30  # started with the hub; restarted by it if it died
-    while not (culler := [p for p in processes_of({hubmod.pwd.getpwnam("nobody").pw_uid})
+    while not (culler := [p for p in hubmod.processes_of({hubmod.pwd.getpwnam("nobody").pw_uid})
                           if "jupyterhub_idle_culler" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]):
         if time.monotonic() > deadline:
             break
@@ -729,7 +535,7 @@ def chromium(hub):
         yield b
 
 
-def log_in(chromium, hub: Hub, who: str, next_url: str = ""):
+def log_in(chromium, hub: ScratchHub, who: str, next_url: str = ""):
     context = chromium.new_context(viewport=VIEWPORT)
     page = context.new_page()
     page.set_default_timeout(browser.TIMEOUT_MS)
@@ -740,14 +546,14 @@ def log_in(chromium, hub: Hub, who: str, next_url: str = ""):
     return context, page
 
 
-def assignments_tab(page, hub: Hub, name: str) -> None:
+def assignments_tab(page, hub: ScratchHub, name: str) -> None:
     """JupyterLab of ``name`` with nbgrader's Assignments tab open (and nothing else)."""
     page.goto(f"{hub.base}/user/{name}/lab?reset")
     browser.menu(page, "Nbgrader", "nbgrader:open-assignment-list")
     page.locator("#refresh_assignments_list").wait_for()
 
 
-def wait_for_fetch_feedback(page, hub: Hub, who: str, timeout: float):
+def wait_for_fetch_feedback(page, hub: ScratchHub, who: str, timeout: float):
     """The Assignments tab's Fetch Feedback button (there for every submission) once feedback new
     to ``who`` waits in the exchange: the server's Assignments API is asked every 2 s (the tab's
     own refresh takes longer than that on a busy server), then the tab shows it."""
@@ -767,7 +573,7 @@ def wait_for_fetch_feedback(page, hub: Hub, who: str, timeout: float):
         "button", name="Fetch Feedback").first
 
 
-def feedback_text(page, hub: Hub, name: str) -> str:
+def feedback_text(page, hub: ScratchHub, name: str) -> str:
     """The feedback page of ``name``'s (one) submission, as the browser shows it."""
     home = Path(hubmod.pwd.getpwnam(name).pw_dir)
     [html] = (home / AID / "feedback").glob(f"*/{AID}.html")
@@ -863,7 +669,7 @@ def carol_submitted(hub, released):
     name = hub.names["carol"]
     if not any(d.name.startswith(f"{name}+{AID}+") for d in inbound.iterdir()):
         p = hub.login("carol")
-        start_server(p)
+        p.start_server(timeout=180)
         if not (Path(hubmod.pwd.getpwnam(name).pw_dir) / AID).is_dir():
             p.server("post", "assignments/fetch", json={"course_id": "dgm", "assignment_id": AID})
         path = f"api/contents/{AID}/{AID}.ipynb"
@@ -922,9 +728,9 @@ def test_the_ta_grades_in_the_formgrader_and_the_student_fetches_it(chromium, hu
         from nbgrader.api import Gradebook
         deadline = time.monotonic() + 60
         while True:  # typed again until saved: typed before the page's scripts listen, a change is lost
-            for field, value in ((score, "4"), (note, comment)):
-                field.fill(value)
-                field.press("Tab")
+            for box, value in ((score, "4"), (note, comment)):
+                box.fill(value)
+                box.press("Tab")
             time.sleep(2)
             with Gradebook(hub.site.gradebook_url()) as gb:
                 grade = gb.find_grade("kl_nonneg_proof", AID, AID, carol)

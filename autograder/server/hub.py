@@ -185,6 +185,29 @@ def user_exists(name: str) -> bool:
         return False
 
 
+def processes_of(uids: set[int]) -> list[int]:
+    """The pids of the processes ``uids`` own (``/proc``)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if d.stat().st_uid in uids:
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+def end_processes(users: list[str]) -> None:
+    """SIGKILL whatever ``users`` (never root) still run: ``userdel`` refuses an account that runs something."""
+    uids = {pwd.getpwnam(u).pw_uid for u in users if user_exists(u)} - {0}
+    for pid in processes_of(uids) if uids else []:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def group_exists(name: str) -> bool:
     try:
         grp.getgrnam(name)
@@ -522,20 +545,23 @@ def _merge_roster(site: Site, students: list[dict[str, str]]) -> None:
 
 def import_roster(site: Site) -> int:
     """Add the students of ``course/roster.csv`` to the gradebook."""
+    from ..course import gradebook
     from ..course.course import Course
 
     path = site.course / "roster.csv"
     if not path.is_file():
         return 0
     url = site.gradebook_url() if site.gradebook_url_file.is_file() else None
-    return Course(site.course, db_url=url).import_roster(path)
+    return gradebook.import_roster(Course(site.course, db_url=url).db_url, path)
 
 
 def remove_accounts(site: Site, roster: Path) -> list[str]:
-    """Delete the accounts of ``roster`` and their homes (end of term, tests)."""
+    """Delete the accounts of ``roster`` and their homes, ending what they still run (end of term, tests)."""
     require_root()
     removed = []
-    for row in read_roster(roster):
+    rows = read_roster(roster)
+    end_processes([row["id"] for row in rows])
+    for row in rows:
         if user_exists(row["id"]):
             sh(["userdel", "--remove", row["id"]], check=False)
             removed.append(row["id"])
@@ -545,6 +571,7 @@ def remove_accounts(site: Site, roster: Path) -> list[str]:
 def uninstall(site: Site) -> None:
     """Remove the site's service accounts and groups (its folders are left to the caller)."""
     require_root()
+    end_processes([site.grader, site.db_user])
     for user in (site.grader, site.db_user):
         if user_exists(user):
             sh(["userdel", user], check=False)

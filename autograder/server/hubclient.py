@@ -91,6 +91,11 @@ class Person:
     def server(self, method: str, path: str, **kw) -> dict | list:
         return self.ok(method, self.server_prefix + path, **kw)
 
+    def formgrader(self, method: str, what: str) -> dict | list:
+        """nbgrader's formgrader API (``assignment/<id>/release``, ``submissions/<id>`` ...), a hub service."""
+        from .hub import SERVICE
+        return self.ok(method, f"/services/{SERVICE}/formgrader/api/{what}")
+
     # --- nbgrader's Assignments API of the person's server ----------------------------------
     def assignments(self, course: str = "dgm") -> list[dict]:
         return self.server("get", f"assignments?course_id={course}")["value"]
