@@ -179,6 +179,18 @@ def test_grade_command_rejects_a_missing_folder(tmp_path):
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize("content,says", [(None, "No such file"), ("name,email\nann,a@x\n", "an 'id' column"),
+                                          (b"\xff\xfe\x00id", "codec can't decode")],
+                         ids=["missing", "no_id_column", "not_text"])
+def test_roster_command_refuses_a_bad_roster_with_its_reason(tmp_path, content, says):
+    roster = tmp_path / "students.csv"
+    if content is not None:
+        roster.write_bytes(content.encode() if isinstance(content, str) else content)
+    (tmp_path / "course").mkdir()
+    run = run_cli("--course", str(tmp_path / "course"), "roster", str(roster), cwd=tmp_path)
+    assert run.returncode == 2 and says in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
 def test_load_solution_runs_solution_cells_but_not_tests():
     ns = load_solution("00_kl_elbo", until="kl_normal")
     qm, qv = torch.zeros(2, 3), torch.ones(2, 3)

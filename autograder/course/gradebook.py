@@ -65,8 +65,11 @@ def scores(db_url: str) -> list[Score]:
 def import_roster(db_url: str, path: Path) -> int:
     """Add or update the students of a CSV with columns ``id`` and optionally ``first_name``,
     ``last_name``, ``email`` (nbgrader's format). Returns the count; raises ``RosterError``."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise RosterError(f"{path}: {getattr(e, 'strerror', None) or e}") from None
     if not rows or "id" not in rows[0]:
         raise RosterError(f"{path}: a roster needs a header row with an 'id' column")
     with Gradebook(db_url) as gb:
