@@ -34,18 +34,22 @@ class Score:
 
 def score(db_url: str, assignment: str, student: str) -> Score:
     with Gradebook(db_url) as gb:
-        sub = gb.find_submission(assignment, student)
-        grades = [g for nb in sub.notebooks for g in nb.grades]
-        auto = [g for g in grades if g.cell.cell_type == "code"]
-        return Score(
-            assignment=assignment, student=student,
-            auto=sum(g.auto_score or 0.0 for g in auto),
-            auto_max=sum(g.max_score for g in auto),
-            score=sub.score, max_score=sub.max_score,
-            needs_manual_grade=sub.needs_manual_grade,
-            late_penalty=sub.late_submission_penalty or 0.0,
-            timestamp=str(sub.timestamp or ""),
-        )
+        return _score(gb.find_submission(assignment, student))
+
+
+def _score(sub) -> Score:
+    """The ``Score`` of nbgrader's ``SubmittedAssignment`` ``sub`` (its gradebook still open)."""
+    grades = [g for nb in sub.notebooks for g in nb.grades]
+    auto = [g for g in grades if g.cell.cell_type == "code"]
+    return Score(
+        assignment=sub.assignment.name, student=sub.student.id,
+        auto=sum(g.auto_score or 0.0 for g in auto),
+        auto_max=sum(g.max_score for g in auto),
+        score=sub.score, max_score=sub.max_score,
+        needs_manual_grade=sub.needs_manual_grade,
+        late_penalty=sub.late_submission_penalty or 0.0,
+        timestamp=str(sub.timestamp or ""),
+    )
 
 
 def cell_scores(db_url: str, assignment: str, student: str) -> dict[str, float | None]:
@@ -57,9 +61,9 @@ def cell_scores(db_url: str, assignment: str, student: str) -> dict[str, float |
 
 def scores(db_url: str) -> list[Score]:
     """Every submission in the gradebook, in course order, then by student."""
-    with Gradebook(db_url) as gb:
-        pairs = [(a.name, s.student.id) for a in gb.assignments for s in a.submissions]
-    return [score(db_url, a, s) for a, s in sorted(pairs)]
+    with Gradebook(db_url) as gb:  # one session for the whole class
+        found = [_score(s) for a in gb.assignments for s in a.submissions]
+    return sorted(found, key=lambda s: (s.assignment, s.student))
 
 
 def import_roster(db_url: str, path: Path) -> int:

@@ -129,15 +129,16 @@ class ScratchHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        accounts = [*self.names.values(), f"{self.prefix}-grader", f"{self.prefix}-db"]
+        site = hubmod.Site(root=self.root, prefix=self.prefix)  # whatever setup got to make
+        accounts = [*self.names.values(), site.grader, site.db_user]
         left = []
         if self.roster.exists():
             try:  # as the guide says to, at the end of term (it ends what they still run)
                 cli("accounts", str(self.roster), "--root", str(self.root), "--remove", timeout=120)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 left.append(f"`accounts --remove` failed: {e}")
-                hubmod.remove_accounts(hubmod.Site(root=self.root, prefix=self.prefix), self.roster)
-        hubmod.uninstall(hubmod.Site(root=self.root, prefix=self.prefix))  # whatever setup got to make
+                hubmod.remove_accounts(site, self.roster)
+        hubmod.uninstall(site)
         hubcaps.remove_groups(self.prefix)  # `up` removes them; this is for an `up` that was killed
         shutil.rmtree(self.root, ignore_errors=True)
         for name in accounts:  # torch's compile cache, per account
