@@ -109,17 +109,24 @@ class Inbox:
         return entry
 
 
+def secret(folder: Path) -> str | None:
+    """nbgrader's secret of the submission in ``folder`` (``submission_secret.txt``, read by ``intake``:
+    no links, no FIFOs, 1 KiB at most); None if it is not 128 hex digits. Raises
+    ``intake.IntakeError`` (an ``OSError``) if it cannot be read."""
+    text = intake.read_file(folder, "submission_secret.txt", 1024).decode(errors="replace").strip()
+    return text if SECRET.fullmatch(text) else None
+
+
 def complete(folder: Path) -> bool | str | None:
     """True once nbgrader's submit has written the folder's secret (its last file); None before;
     the reason if the secret is there but not a regular small file (a link, a FIFO ...), read by
     ``intake`` (a FIFO never blocks the service)."""
     try:
-        data = intake.read_file(folder, "submission_secret.txt", 1024)
+        return True if secret(folder) else None
     except intake.IntakeError as e:
         return None if str(e).endswith(": missing") else str(e)
     except OSError:
         return None
-    return True if SECRET.fullmatch(data.decode(errors="replace").strip()) else None
 
 
 def claimed(name: str) -> tuple[str, str, str]:

@@ -15,7 +15,7 @@ from ..course.course import Course, GradingError
 from ..course.schedule import Settings
 from ..feedback.redact import mask_hidden_messages
 from ..inbound import intake
-from .inbox import SECRET
+from .inbox import secret
 from .journal import Entry, Journal, iso, utcnow
 from .notes import limit_note, over_limit_page
 
@@ -37,11 +37,11 @@ class Release:
         """The submission's secret (read by ``intake``: no links, no FIFOs, 128 hex digits) and its
         time from the system (``entry.submitted``) into ``dest``, for nbgrader's release_feedback."""
         dest.mkdir(parents=True, exist_ok=True)
-        secret = intake.read_file(self.inbound / entry.name, "submission_secret.txt", 1024).decode(errors="replace")
-        if not SECRET.fullmatch(secret.strip()):
+        found = secret(self.inbound / entry.name)
+        if found is None:
             raise GradingError("submission_secret.txt is not nbgrader's secret")
         for name, text in (("timestamp.txt", entry.submitted or entry.timestamp),
-                           ("submission_secret.txt", secret.strip())):
+                           ("submission_secret.txt", found)):
             path = dest / name
             if path.is_symlink():
                 path.unlink()
